@@ -1,0 +1,152 @@
+"""The algorithm vocabulary: what one training step means for a GAN family.
+
+An ``Algorithm`` owns its networks (``self.nets``), its objective and its per-family state, declares which
+optimizer group updates which networks, and implements ``train_step(ctx)``. It never owns the loop:
+the Trainer hands it a ``StepContext`` that draws real batches, runs autocast, and performs each
+optimizer update (zero-grad, backward, step, schedule), so that AMP, DDP, clipping of gradients and
+accounting live in one place for every family.
+"""
+from __future__ import annotations
+
+import contextlib
+import difflib
+from dataclasses import dataclass
+from typing import Any, ClassVar, Iterator, Mapping, Protocol
+
+import torch
+import torch.nn as nn
+
+from ..errors import ConfigError
+from ..objectives import Objective
+
+
+@dataclass
+class Batch:
+    x: torch.Tensor               # in the model's value range, on the device
+    y: torch.Tensor | None        # int64 labels or None
+
+
+@dataclass(frozen=True)
+class DataInfo:
+    """What the networks and the algorithm may know about the data."""
+
+    kind: str                     # "image" | "vector"
+    sample_shape: tuple[int, ...]
+    num_classes: int              # 0 if unlabelled
+    class_names: tuple[str, ...] | None = None
+
+
+class StepContext(Protocol):
+    step: int                     # the step being computed (0-based count of completed steps)
+
+    def real_batch(self) -> Batch: ...
+    def update(self, group: str, loss: torch.Tensor) -> None: ...
+    def autocast(self) -> contextlib.AbstractContextManager: ...
+
+
+@contextlib.contextmanager
+def frozen(*modules: nn.Module) -> Iterator[None]:
+    """Stop parameter gradients of ``modules`` (e.g. D during the generator step): gradients still flow
+    through them to the inputs, but no weight gradients are computed or accumulated."""
+    saved = [(p, p.requires_grad) for m in modules for p in m.parameters()]
+    for p, _ in saved:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p, flag in saved:
+            p.requires_grad_(flag)
+
+
+@contextlib.contextmanager
+def eval_mode(*modules: nn.Module) -> Iterator[None]:
+    """Run modules in inference mode (BN running statistics, no dropout), restoring their mode after."""
+    saved = [(m, m.training) for m in modules]
+    for m, _ in saved:
+        m.eval()
+    try:
+        yield
+    finally:
+        for m, flag in saved:
+            m.train(flag)
+
+
+class Algorithm(nn.Module):
+    name: ClassVar[str] = ""
+    source: ClassVar[str] = ""
+    roles: ClassVar[dict[str, str]] = {"G": "generator", "D": "discriminator"}
+    optimizer_groups: ClassVar[dict[str, tuple[str, ...]]] = {"G": ("G",), "D": ("D",)}
+    ema_networks: ClassVar[tuple[str, ...]] = ("G",)
+    sampling_network: ClassVar[str] = "G"
+    needs_labels: ClassVar[bool] = False
+
+    def __init__(self, nets: Mapping[str, nn.Module], objective: Objective, data: DataInfo):
+        super().__init__()
+        self.nets = nn.ModuleDict(dict(nets))
+        self.objective = objective
+        self.data = data
+
+    # -- what the builder asks before networks exist ------------------------------------------------
+    @classmethod
+    def network_context(cls, params: dict[str, Any], data: DataInfo) -> dict[str, dict[str, Any]]:
+        """Context facts offered to each network's constructor (it takes those it names)."""
+        image = data.kind == "image"
+        common = {"sample_shape": data.sample_shape, "num_classes": data.num_classes}
+        if image:
+            common.update(channels=data.sample_shape[0], image_size=data.sample_shape[-1])
+        latent = params.get("latent_dim", cls.default_param("latent_dim"))
+        return {key: {**common, "latent_dim": latent, "cond_dim": 0} for key in cls.roles}
+
+    @classmethod
+    def default_param(cls, name: str) -> Any:
+        import inspect
+        p = inspect.signature(cls.__init__).parameters.get(name)
+        return None if p is None or p.default is inspect.Parameter.empty else p.default
+
+    # -- training ----------------------------------------------------------------------------------
+    def train_step(self, ctx: StepContext) -> dict[str, float]:
+        raise NotImplementedError
+
+    # -- sampling ----------------------------------------------------------------------------------
+    def sample_inputs(self, n: int, generator: torch.Generator, device: torch.device,
+                      **controls: Any) -> dict[str, torch.Tensor]:
+        """The generator inputs for ``n`` samples (noise, and labels/codes for conditional families)."""
+        raise NotImplementedError
+
+    def generate(self, inputs: Mapping[str, torch.Tensor], nets: Mapping[str, nn.Module] | None = None) -> torch.Tensor:
+        raise NotImplementedError
+
+    def sample_labels(self, inputs: Mapping[str, torch.Tensor]) -> torch.Tensor | None:
+        """Labels of generated samples (conditional families), for npz export and label accuracy."""
+        return None
+
+    @property
+    def value_range(self) -> tuple[float, float] | None:
+        return getattr(self.nets[self.sampling_network], "value_range", None)
+
+    # -- per-family state beyond network weights (checkpointed as JSON) -----------------------------------
+    def extra_state(self) -> dict[str, Any]:
+        return {"objective": self.objective.state_dict()}
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        self.objective.load_state_dict(state.get("objective", {}))
+
+
+_ALGORITHMS: dict[str, type[Algorithm]] = {}
+
+
+def register_algorithm(cls: type[Algorithm]) -> type[Algorithm]:
+    _ALGORITHMS[cls.name] = cls
+    return cls
+
+
+def algorithm_names() -> list[str]:
+    return sorted(_ALGORITHMS)
+
+
+def algorithm_class(name: str) -> type[Algorithm]:
+    if name not in _ALGORITHMS:
+        close = difflib.get_close_matches(name, _ALGORITHMS, n=1)
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        raise ConfigError(f"unknown algorithm '{name}'{hint}; known: {', '.join(algorithm_names())}")
+    return _ALGORITHMS[name]

@@ -1,0 +1,115 @@
+"""From a validated Config to live objects: dataset, networks, objective, algorithm.
+
+This is the one place where recipe parameters meet constructors, so every parameter is checked here
+against the registered class's signature (unknown key, wrong type) before anything is built.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from .algorithms import Algorithm, DataInfo, algorithm_class
+from .config import Config, check_params
+from .data import Dataset, load_source, prepare
+from .errors import ConfigError, DataError
+from .models import CONTEXT_KEYS, network_class
+from .objectives import Objective, objective_class
+
+# Where a user should set a context fact instead of in a network's own section.
+RESERVED = {"latent_dim": "algorithm.latent_dim", "image_size": "data.image_size", "channels": "data.channels",
+            "sample_shape": "data.source", "num_classes": "data.source", "cond_dim": "algorithm settings"}
+
+
+def _construct(cls: Any, kwargs: dict[str, Any], where: str) -> Any:
+    try:
+        return cls(**kwargs)
+    except ConfigError as e:
+        msg = str(e)
+        raise ConfigError(msg if msg.startswith(where) else f"{where}: {msg}") from None
+    except (ValueError, TypeError) as e:
+        raise ConfigError(f"{where}: {e}") from None
+
+
+def build_objective(cfg: Config) -> Objective:
+    cls = objective_class(cfg.objective.name)
+    params = check_params(cls, cfg.objective.params, "objective")
+    return _construct(cls, params, "objective")
+
+
+def algorithm_params(cfg: Config) -> tuple[type[Algorithm], dict[str, Any]]:
+    cls = algorithm_class(cfg.algorithm.name)
+    params = check_params(cls, cfg.algorithm.params, "algorithm", skip=("nets", "objective", "data"))
+    return cls, params
+
+
+def load_dataset(cfg: Config) -> Dataset:
+    ds = load_source(cfg.data.source, seed=cfg.train.seed)
+    ds = prepare(ds, cfg.data.image_size, cfg.data.channels)
+    if len(ds) < 2:
+        raise DataError(f"data source {cfg.data.source} holds {len(ds)} sample(s); a GAN needs at least 2")
+    return ds
+
+
+def data_info(ds: Dataset) -> DataInfo:
+    return DataInfo(kind=ds.kind, sample_shape=tuple(ds.shape), num_classes=ds.num_classes,
+                    class_names=tuple(ds.class_names) if ds.class_names else None)
+
+
+def check_groups(cfg: Config, cls: type[Algorithm]) -> None:
+    want, have = set(cls.optimizer_groups), set(cfg.optim)
+    if want - have:
+        raise ConfigError(f"optim needs a section for each of {sorted(want)} (algorithm '{cls.name}'); "
+                          f"missing: {sorted(want - have)}")
+    if have - want:
+        raise ConfigError(f"unknown optimizer group(s) optim.{sorted(have - want)[0]}; "
+                          f"algorithm '{cls.name}' updates {sorted(want)}")
+
+
+def build_algorithm(cfg: Config, info: DataInfo) -> Algorithm:
+    """Networks, objective and algorithm for ``cfg`` on data described by ``info`` (seeded init)."""
+    cls, params = algorithm_params(cfg)
+    check_groups(cfg, cls)
+    if cls.needs_labels and info.num_classes < 2:
+        raise DataError(f"algorithm '{cls.name}' needs labelled data, but {cfg.data.source} has no labels; "
+                        "use a labelled source (mnist5k, idx:, a folder with class subfolders)")
+    objective = build_objective(cfg)
+    contexts = cls.network_context(params, info)
+    missing = [k for k in cls.roles if k not in cfg.networks]
+    if missing:
+        raise ConfigError(f"networks.{missing[0]} is missing: algorithm '{cls.name}' needs networks "
+                          f"{', '.join(cls.roles)} (e.g. networks.{missing[0]}.arch=...)")
+    extra = [k for k in cfg.networks if k not in cls.roles]
+    if extra:
+        raise ConfigError(f"unknown network 'networks.{extra[0]}'; algorithm '{cls.name}' uses {', '.join(cls.roles)}")
+    torch.manual_seed(cfg.train.seed)
+    nets = {}
+    for key, role in cls.roles.items():
+        comp = cfg.networks[key]
+        where = f"networks.{key}"
+        net_cls = network_class(role, comp.name, where)
+        user = check_params(net_cls, comp.params, where, skip=CONTEXT_KEYS, reserved=RESERVED)
+        from .config import signature_params
+        accepted = signature_params(net_cls)
+        ctx = {k: v for k, v in contexts[key].items() if k in accepted}
+        nets[key] = _construct(net_cls, {**ctx, **user}, where)
+    algo = _construct(cls, {"nets": nets, "objective": objective, "data": info, **params}, "algorithm")
+    if info.kind == "image" and algo.value_range is None:
+        raise ConfigError(f"networks.{cls.sampling_network} has no output activation, so its images have no fixed "
+                          "range; set its out_activation to tanh or sigmoid")
+    return algo
+
+
+@dataclass
+class Built:
+    config: Config
+    dataset: Dataset
+    info: DataInfo
+    algorithm: Algorithm
+
+
+def build(cfg: Config) -> Built:
+    ds = load_dataset(cfg)
+    info = data_info(ds)
+    return Built(cfg, ds, info, build_algorithm(cfg, info))

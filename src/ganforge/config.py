@@ -1,0 +1,434 @@
+"""Recipes and configuration: YAML in, validated dataclasses out, every error a readable one-liner.
+
+A recipe is a YAML file (``src/ganforge/recipes/NAME.yaml`` or any path) with these sections::
+
+    name / description / source        what it is and where its settings come from (seed file + section)
+    data:       source, image_size, channels, sampling
+    algorithm:  name (what one training step means) + that algorithm's parameters (latent size, n_critic, ...)
+    networks:   one entry per network the algorithm uses, e.g. G: {arch: dcgan-book, ...}, D: {...}
+    objective:  name + the loss's hyperparameters
+    optim:      one optimizer per group the algorithm declares (G, D, ...)
+    train:      steps, batch size, seed, logging / sampling / checkpoint cadence, EMA, device, precision
+
+``--set a.b.c=value`` overrides any key (the value is parsed as YAML). Parameters of algorithms, networks
+and objectives are checked against the constructor's signature and type hints, so an unknown key or a
+wrong type is reported with its dotted path and the valid choices.
+"""
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import inspect
+import types
+import typing
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal, Union
+
+import yaml
+
+from .errors import ConfigError
+
+# ------------------------------------------------------------------------------------------- sections
+
+
+@dataclass
+class DataConfig:
+    source: str = "mnist5k"
+    image_size: int | None = None     # None: the dataset's own size (28 for MNIST)
+    channels: int | None = None       # None: the dataset's own channel count
+    sampling: Literal["shuffle", "replacement"] = "shuffle"
+
+    def check(self, path: str) -> None:
+        if self.image_size is not None and not 4 <= self.image_size <= 4096:
+            raise ConfigError(f"{path}.image_size must be between 4 and 4096, got {self.image_size}")
+        if self.channels is not None and self.channels not in (1, 3):
+            raise ConfigError(f"{path}.channels must be 1 or 3, got {self.channels}")
+
+
+@dataclass
+class OptimConfig:
+    name: Literal["adam", "rmsprop", "sgd", "adamw"] = "adam"
+    lr: float = 2e-4
+    betas: tuple[float, float] = (0.5, 0.999)   # adam / adamw
+    alpha: float = 0.99                          # rmsprop smoothing (Keras rho=0.9 -> alpha 0.9)
+    eps: float = 1e-8
+    momentum: float = 0.0                        # sgd / rmsprop
+    weight_decay: float = 0.0
+    # Learning-rate schedule, stepped once per update of this optimizer:
+    #   constant; inverse_time: lr / (1 + decay * t), Keras' legacy `decay` argument (seeds 000/004);
+    #   linear: constant, then linear to 0 over the last `decay_steps` updates (pix2pix / CycleGAN style).
+    schedule: Literal["constant", "inverse_time", "linear"] = "constant"
+    decay: float = 0.0
+    decay_steps: int = 0
+
+    def check(self, path: str) -> None:
+        if not self.lr > 0:
+            raise ConfigError(f"{path}.lr must be > 0, got {self.lr}")
+        if not all(0 <= b < 1 for b in self.betas):
+            raise ConfigError(f"{path}.betas must be two numbers in [0, 1), got {list(self.betas)}")
+        if not 0 < self.alpha < 1:
+            raise ConfigError(f"{path}.alpha must be in (0, 1), got {self.alpha}")
+        if self.eps <= 0 or self.decay < 0 or self.momentum < 0 or self.weight_decay < 0 or self.decay_steps < 0:
+            raise ConfigError(f"{path}: eps must be > 0 and decay, decay_steps, momentum, weight_decay >= 0")
+
+
+@dataclass
+class EMAConfig:
+    enabled: bool = False
+    decay: float = 0.999
+    start: int = 0          # steps before EMA starts (the EMA copy tracks the weights exactly until then)
+
+    def check(self, path: str) -> None:
+        if not 0 < self.decay < 1:
+            raise ConfigError(f"{path}.decay must be in (0, 1), got {self.decay}")
+        if self.start < 0:
+            raise ConfigError(f"{path}.start must be >= 0, got {self.start}")
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 1000                 # generator iterations (the books' train_steps)
+    batch_size: int = 64
+    seed: int = 0
+    log_every: int = 50
+    sample_every: int = 500
+    checkpoint_every: int = 1000
+    keep_checkpoints: int = 2
+    grid_size: int = 64               # samples in each progress grid (a square number reads best)
+    eval_every: int = 0               # 0: no evaluation during training
+    eval_metrics: list[str] = field(default_factory=list)
+    eval_samples: int = 2000
+    ema: EMAConfig = field(default_factory=EMAConfig)
+    device: str = "auto"              # auto | cpu | cuda | cuda:N
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    threads: int = 0                  # CPU threads for torch (0: torch's default)
+    time_limit_s: float = 0.0         # stop cleanly (final checkpoint) after this much training time; 0: none
+
+    def check(self, path: str) -> None:
+        for key in ("steps", "batch_size", "log_every", "sample_every", "checkpoint_every", "keep_checkpoints",
+                    "grid_size"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"{path}.{key} must be >= 1, got {getattr(self, key)}")
+        for key in ("eval_every", "threads", "seed", "time_limit_s"):
+            if getattr(self, key) < 0:
+                raise ConfigError(f"{path}.{key} must be >= 0, got {getattr(self, key)}")
+        if self.eval_every and self.eval_samples < 2:
+            raise ConfigError(f"{path}.eval_samples must be >= 2, got {self.eval_samples}")
+        if not (self.device in ("auto", "cpu", "cuda", "mps") or self.device.startswith("cuda:")):
+            raise ConfigError(f"{path}.device must be auto, cpu, cuda or cuda:N, got '{self.device}'")
+
+
+@dataclass
+class Component:
+    """A named, registered thing (algorithm, objective, network) and its parameters."""
+
+    name: str
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Config:
+    name: str
+    description: str = ""
+    source: str = ""
+    data: DataConfig = field(default_factory=DataConfig)
+    algorithm: Component = field(default_factory=lambda: Component("adversarial"))
+    networks: dict[str, Component] = field(default_factory=dict)
+    objective: Component = field(default_factory=lambda: Component("nonsaturating"))
+    optim: dict[str, OptimConfig] = field(default_factory=dict)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The resolved config as plain YAML-able data (what ``config.yaml`` in a run directory holds)."""
+        def comp(c: Component, key: str) -> dict[str, Any]:
+            return {key: c.name, **_plain(c.params)}
+
+        return {
+            "name": self.name,
+            "description": self.description,
+            "source": self.source,
+            "data": _plain(dataclasses.asdict(self.data)),
+            "algorithm": comp(self.algorithm, "name"),
+            "networks": {k: comp(v, "arch") for k, v in self.networks.items()},
+            "objective": comp(self.objective, "name"),
+            "optim": {k: _plain(dataclasses.asdict(v)) for k, v in self.optim.items()},
+            "train": _plain(dataclasses.asdict(self.train)),
+        }
+
+
+def _plain(x: Any) -> Any:
+    if isinstance(x, dict):
+        return {k: _plain(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_plain(v) for v in x]
+    return x
+
+
+# ------------------------------------------------------------------------------------------- recipes
+def recipe_dir() -> Path:
+    return Path(str(resources.files("ganforge") / "recipes"))
+
+
+def recipe_names() -> list[str]:
+    return sorted(p.stem for p in recipe_dir().glob("*.yaml"))
+
+
+def read_recipe(name_or_path: str) -> dict[str, Any]:
+    """Load a recipe's raw YAML by name (``dcgan-mnist``) or by path to a ``.yaml`` file."""
+    path = Path(name_or_path)
+    if name_or_path.endswith((".yaml", ".yml")) or path.is_file():
+        if not path.is_file():
+            raise ConfigError(f"recipe file {name_or_path} does not exist; give a recipe name (see `ganforge list`) "
+                              "or a path to a YAML file")
+    else:
+        path = recipe_dir() / f"{name_or_path}.yaml"
+        if not path.is_file():
+            close = difflib.get_close_matches(name_or_path, recipe_names(), n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            raise ConfigError(f"unknown recipe '{name_or_path}'{hint}; `ganforge list` shows the recipes")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"recipe {path}{where} is not valid YAML: {getattr(e, 'problem', e)}") from None
+    except OSError as e:
+        raise ConfigError(f"cannot read recipe {path}: {e.strerror}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"recipe {path} must be a YAML mapping of sections (data, networks, ...)")
+    raw.setdefault("name", path.stem)
+    return raw
+
+
+# ------------------------------------------------------------------------------------------- overrides
+def parse_set(items: list[str]) -> dict[str, Any]:
+    """``["train.steps=100", "optim.D.lr=1e-4"]`` -> {"train.steps": 100, "optim.D.lr": 1e-4}."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        key = key.strip()
+        if not sep or not key or any(not part for part in key.split(".")):
+            raise ConfigError(f"--set expects key=value with a dotted key such as train.batch_size=32, got '{item}'")
+        try:
+            out[key] = yaml.safe_load(text) if text.strip() else ""
+        except yaml.YAMLError:
+            out[key] = text
+    return out
+
+
+def apply_overrides(raw: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """Set dotted keys in a nested dict (creating intermediate mappings)."""
+    raw = _deepcopy(raw)
+    for dotted, value in overrides.items():
+        parts = dotted.split(".")
+        node = raw
+        for i, part in enumerate(parts[:-1]):
+            nxt = node.get(part)
+            if nxt is None:
+                nxt = node[part] = {}
+            elif not isinstance(nxt, dict):
+                raise ConfigError(f"cannot set '{dotted}': '{'.'.join(parts[:i + 1])}' is a value, not a section")
+            node = nxt
+        node[parts[-1]] = value
+    return raw
+
+
+def _deepcopy(x: Any) -> Any:
+    if isinstance(x, dict):
+        return {k: _deepcopy(v) for k, v in x.items()}
+    if isinstance(x, list):
+        return [_deepcopy(v) for v in x]
+    return x
+
+
+# ------------------------------------------------------------------------------------------- validation
+def _type_name(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        return " | ".join(repr(a) for a in typing.get_args(tp))
+    if origin in (Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in typing.get_args(tp))
+    if origin in (list, tuple, typing.Sequence, dict):
+        return str(tp).replace("typing.", "")
+    return getattr(tp, "__name__", str(tp))
+
+
+def coerce(value: Any, tp: Any, path: str) -> Any:
+    """Check ``value`` against the type annotation ``tp``; return it in canonical form or raise ConfigError."""
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    bad = ConfigError(f"{path} must be {_type_name(tp)}, got {value!r}")
+    if tp is Any or tp is inspect.Parameter.empty:
+        return value
+    if origin in (Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for a in args:
+            if a is type(None):
+                continue
+            try:
+                return coerce(value, a, path)
+            except ConfigError as e:
+                errors.append(e)
+        raise bad
+    if origin is Literal:
+        if value in args:
+            return value
+        close = difflib.get_close_matches(str(value), [str(a) for a in args], n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ConfigError(f"{path} must be one of {', '.join(repr(a) for a in args)}, got {value!r}{hint}")
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise bad
+    if tp is int:
+        if isinstance(value, bool):
+            raise bad
+        if isinstance(value, int):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        if isinstance(value, str):
+            try:
+                f = float(value)
+            except ValueError:
+                raise bad from None
+            if f.is_integer():
+                return int(f)
+        raise bad
+    if tp is float:
+        if isinstance(value, bool):
+            raise bad
+        if isinstance(value, (int, float)):
+            return float(value)
+        if isinstance(value, str):  # YAML 1.1 reads "1e-4" (no dot) as a string
+            try:
+                return float(value)
+            except ValueError:
+                raise bad from None
+        raise bad
+    if tp is str:
+        if isinstance(value, str):
+            return value
+        raise bad
+    if origin in (list, typing.Sequence, tuple) or tp in (list, tuple):
+        if not isinstance(value, (list, tuple)):
+            raise bad
+        if origin is tuple and args and args[-1] is not Ellipsis:
+            if len(value) != len(args):
+                raise ConfigError(f"{path} must have {len(args)} items ({_type_name(tp)}), got {value!r}")
+            return tuple(coerce(v, a, f"{path}[{i}]") for i, (v, a) in enumerate(zip(value, args)))
+        item = args[0] if args else Any
+        seq = [coerce(v, item, f"{path}[{i}]") for i, v in enumerate(value)]
+        return tuple(seq) if origin is tuple else seq
+    if origin is dict or tp is dict:
+        if not isinstance(value, dict):
+            raise bad
+        vt = args[1] if args else Any
+        return {str(k): coerce(v, vt, f"{path}.{k}") for k, v in value.items()}
+    if dataclasses.is_dataclass(tp):
+        return build_dataclass(tp, value, path)
+    return value
+
+
+def _unknown_key(path: str, key: str, valid: list[str]) -> ConfigError:
+    close = difflib.get_close_matches(key, valid, n=1)
+    hint = f" (did you mean '{close[0]}'?)" if close else ""
+    where = f"{path}.{key}" if path else key
+    return ConfigError(f"unknown config key '{where}'{hint}; valid keys here: {', '.join(sorted(valid))}")
+
+
+def build_dataclass(cls: type, data: Any, path: str) -> Any:
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path} must be a mapping of keys, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    kwargs = {}
+    for key, value in data.items():
+        if key not in fields:
+            raise _unknown_key(path, str(key), list(fields))
+        kwargs[key] = coerce(value, hints[key], f"{path}.{key}" if path else key)
+    obj = cls(**kwargs)
+    if hasattr(obj, "check"):
+        obj.check(path)
+    return obj
+
+
+def signature_params(fn: Any, skip: tuple[str, ...] = ()) -> dict[str, inspect.Parameter]:
+    target = fn.__init__ if inspect.isclass(fn) else fn
+    sig = inspect.signature(target)
+    return {n: p for n, p in sig.parameters.items()
+            if n not in ("self", *skip) and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
+
+
+def check_params(fn: Any, params: dict[str, Any], path: str, skip: tuple[str, ...] = (),
+                 reserved: dict[str, str] | None = None) -> dict[str, Any]:
+    """Validate recipe parameters against a constructor's signature and type hints.
+
+    ``skip`` are parameters the library fills in itself; ``reserved`` maps such names to the key a user
+    should set instead (e.g. image_size -> data.image_size).
+    """
+    allowed = signature_params(fn, skip)
+    target = fn.__init__ if inspect.isclass(fn) else fn
+    try:
+        hints = typing.get_type_hints(target)
+    except Exception:  # pragma: no cover - annotations that cannot be resolved are taken as Any
+        hints = {}
+    out = {}
+    for key, value in params.items():
+        if reserved and key in reserved:
+            raise ConfigError(f"{path}.{key} is set by the library; set {reserved[key]} instead")
+        if key not in allowed:
+            raise _unknown_key(path, key, list(allowed))
+        out[key] = coerce(value, hints.get(key, Any), f"{path}.{key}")
+    return out
+
+
+def _component(raw: Any, path: str, key: str = "name") -> Component:
+    if isinstance(raw, str):
+        raw = {key: raw}
+    if not isinstance(raw, dict) or key not in raw or not isinstance(raw[key], str):
+        raise ConfigError(f"{path} must be a mapping with a '{key}' (e.g. {path}: {{{key}: ...}}), got {raw!r}")
+    params = {k: v for k, v in raw.items() if k != key}
+    return Component(raw[key], params)
+
+
+def build_config(raw: dict[str, Any]) -> Config:
+    """Validate a raw recipe dict (after overrides) into a Config. Component parameters are checked later,
+    against their registered classes, by ``ganforge.build``."""
+    known = {f.name for f in dataclasses.fields(Config)}
+    for key in raw:
+        if key not in known:
+            raise _unknown_key("", str(key), sorted(known))
+    name = raw.get("name")
+    if not isinstance(name, str) or not name:
+        raise ConfigError("recipe needs a 'name'")
+    optim_raw = raw.get("optim") or {}
+    if not isinstance(optim_raw, dict):
+        raise ConfigError("optim must be a mapping of optimizer groups, e.g. optim: {G: {...}, D: {...}}")
+    networks_raw = raw.get("networks") or {}
+    if not isinstance(networks_raw, dict):
+        raise ConfigError("networks must be a mapping, e.g. networks: {G: {arch: dcgan-book}, D: {arch: dcgan-book}}")
+    return Config(
+        name=name,
+        description=str(raw.get("description", "")),
+        source=str(raw.get("source", "")),
+        data=build_dataclass(DataConfig, raw.get("data"), "data"),
+        algorithm=_component(raw.get("algorithm", "adversarial"), "algorithm"),
+        networks={str(k): _component(v, f"networks.{k}", "arch") for k, v in networks_raw.items()},
+        objective=_component(raw.get("objective", "nonsaturating"), "objective"),
+        optim={str(k): build_dataclass(OptimConfig, v, f"optim.{k}") for k, v in optim_raw.items()},
+        train=build_dataclass(TrainConfig, raw.get("train"), "train"),
+    )
+
+
+def load_config(recipe: str, overrides: dict[str, Any] | None = None) -> Config:
+    return build_config(apply_overrides(read_recipe(recipe), overrides or {}))
+
+
+def dump_yaml(data: dict[str, Any]) -> str:
+    return yaml.safe_dump(data, sort_keys=False, default_flow_style=None, width=110)

@@ -1,0 +1,5 @@
+"""Generator and discriminator architectures. Importing registers them all."""
+from .registry import CONTEXT_KEYS, architectures, network_class, register_network
+from . import dcgan, mlp  # noqa: F401  (registration)
+
+__all__ = ["CONTEXT_KEYS", "architectures", "network_class", "register_network"]

@@ -1,0 +1,45 @@
+"""Small shared pieces of generator and discriminator networks."""
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+import torch.nn as nn
+
+from ..errors import ConfigError
+
+OutputActivation = Literal["sigmoid", "tanh", "none"]
+
+VALUE_RANGES: dict[str, tuple[float, float] | None] = {"sigmoid": (0.0, 1.0), "tanh": (-1.0, 1.0), "none": None}
+
+
+def output_activation(name: OutputActivation) -> nn.Module:
+    return {"sigmoid": nn.Sigmoid(), "tanh": nn.Tanh(), "none": nn.Identity()}[name]
+
+
+def keras_bn_momentum(keras_momentum: float) -> float:
+    """Keras BatchNormalization(momentum=m) keeps m of the old running stat; PyTorch's momentum is 1 - m."""
+    return 1.0 - keras_momentum
+
+
+def check_image_size(image_size: int, multiple: int, arch: str) -> None:
+    if image_size % multiple or image_size < multiple:
+        ok = sorted({max(multiple, (image_size // multiple) * multiple), (image_size // multiple + 1) * multiple})
+        raise ConfigError(f"the {arch} networks need an image size divisible by {multiple}, but data.image_size="
+                          f"{image_size}; use --set data.image_size={ok[0]}" + (f" (or {ok[1]})" if len(ok) > 1 else ""))
+
+
+class GeneratorBase(nn.Module):
+    """What every generator tells the rest of the library: its latent size and output value range."""
+
+    latent_dim: int
+    out_activation: str = "none"
+
+    @property
+    def value_range(self) -> tuple[float, float] | None:
+        return VALUE_RANGES[self.out_activation]
+
+    @staticmethod
+    def join_inputs(z: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
+        """Conditional generators of the seeds concatenate the condition (one-hot label, codes) to z."""
+        return z if cond is None else torch.cat([z, cond.to(z.dtype)], 1)

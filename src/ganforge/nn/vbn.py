@@ -1,0 +1,108 @@
+"""Virtual batch normalisation (Salimans et al. 2016 section 3.4; seed 002 part 2 section 2 "虚拟批次正态化").
+
+Batch normalisation makes a sample's output depend on the other samples of its minibatch. VBN normalises each
+example x with the statistics of a *reference batch* chosen once at the start of training, combined with x itself
+(the paper: "normalized based on the statistics collected on a reference batch of examples that are chosen once and
+fixed at the start of training, and on x itself"). With N reference examples, per feature (channel):
+
+    mean(x)    = 1/(N+1) * m(x)    + N/(N+1) * mean_ref
+    mean_sq(x) = 1/(N+1) * m(x^2)  + N/(N+1) * mean_sq_ref
+    var(x)     = mean_sq(x) - mean(x)^2
+    y          = gamma * (x - mean(x)) / sqrt(var(x) + eps) + beta
+
+where m(.) averages the example over its spatial positions (for a (N, C) input it is the value itself), and
+mean_ref, mean_sq_ref average the reference batch over its samples and positions. [R] The combination weights are
+those of the authors' reference implementation; the paper states only the principle.
+
+Reference statistics. The paper runs the reference batch through the network at every step, so that each VBN layer
+sees the reference batch as transformed by the *current* earlier layers. Here each layer stores the statistics as
+buffers (saved in the state dict, so a resumed run normalises identically) and treats them as constants:
+
+- by default the first batch a layer sees becomes its reference (that batch itself is normalised with its own
+  statistics, as the reference batch is in the paper);
+- ``set_reference(x)`` sets them from the layer's input x explicitly;
+- ``refresh_references(model, reference_batch)`` runs the whole model on the reference batch in recording mode,
+  so every VBN layer records the statistics of its own input; calling it each step reproduces the paper's
+  per-step recomputation (without back-propagating through the reference statistics).
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+from ..errors import ConfigError
+
+
+class VirtualBatchNorm(nn.Module):
+    """VBN over the channel dimension 1 of (N, C) or (N, C, *spatial) inputs, with learned gain and shift."""
+
+    def __init__(self, num_features: int, eps: float = 1e-5) -> None:
+        super().__init__()
+        if num_features < 1:
+            raise ConfigError(f"VirtualBatchNorm num_features must be >= 1, got {num_features}")
+        self.num_features, self.eps = num_features, eps
+        self.weight = nn.Parameter(torch.ones(num_features))
+        self.bias = nn.Parameter(torch.zeros(num_features))
+        self.register_buffer("ref_mean", torch.zeros(num_features))
+        self.register_buffer("ref_mean_sq", torch.ones(num_features))
+        self.register_buffer("ref_count", torch.zeros((), dtype=torch.long))   # N; 0 = no reference yet
+        self.recording = False   # set by refresh_references: the next forward records its input as the reference
+
+    @property
+    def has_reference(self) -> bool:
+        return bool(self.ref_count > 0)
+
+    def _shape(self, x: torch.Tensor) -> tuple[int, ...]:
+        return (1, self.num_features) + (1,) * (x.dim() - 2)
+
+    def _check(self, x: torch.Tensor) -> None:
+        if x.dim() < 2 or x.shape[1] != self.num_features:
+            raise ValueError(f"VirtualBatchNorm({self.num_features}) expects (N, {self.num_features}, ...) inputs, "
+                             f"got shape {tuple(x.shape)}")
+
+    @torch.no_grad()
+    def set_reference(self, x: torch.Tensor) -> None:
+        """Record the per-channel mean and mean of squares of the reference batch ``x`` (this layer's input)."""
+        self._check(x)
+        channels_first = x.detach().float().transpose(0, 1).reshape(self.num_features, -1)
+        self.ref_mean.copy_(channels_first.mean(dim=1))
+        self.ref_mean_sq.copy_(channels_first.square().mean(dim=1))
+        self.ref_count.fill_(x.shape[0])
+
+    def _affine(self, x: torch.Tensor, mean: torch.Tensor, mean_sq: torch.Tensor) -> torch.Tensor:
+        var = (mean_sq - mean.square()).clamp_min(0.0)
+        shape = self._shape(x)
+        return (x - mean) / torch.sqrt(var + self.eps) * self.weight.view(shape) + self.bias.view(shape)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self._check(x)
+        shape = self._shape(x)
+        if self.recording or not self.has_reference:
+            self.set_reference(x)
+            self.recording = False
+            # the reference batch is normalised with its own statistics
+            return self._affine(x, self.ref_mean.view(shape), self.ref_mean_sq.view(shape))
+        spatial = tuple(range(2, x.dim()))
+        own_mean = x.mean(dim=spatial, keepdim=True) if spatial else x
+        own_mean_sq = x.square().mean(dim=spatial, keepdim=True) if spatial else x.square()
+        n = float(self.ref_count)
+        new_coeff, old_coeff = 1.0 / (n + 1.0), n / (n + 1.0)
+        mean = new_coeff * own_mean + old_coeff * self.ref_mean.view(shape)
+        mean_sq = new_coeff * own_mean_sq + old_coeff * self.ref_mean_sq.view(shape)
+        return self._affine(x, mean, mean_sq)
+
+    def extra_repr(self) -> str:
+        return f"{self.num_features}, eps={self.eps}"
+
+
+@torch.no_grad()
+def refresh_references(model: nn.Module, reference_batch: torch.Tensor) -> None:
+    """Run ``model`` on ``reference_batch`` so every VirtualBatchNorm inside records its input's statistics."""
+    layers = [m for m in model.modules() if isinstance(m, VirtualBatchNorm)]
+    for layer in layers:
+        layer.recording = True
+    try:
+        model(reference_batch)
+    finally:
+        for layer in layers:
+            layer.recording = False

@@ -1,0 +1,171 @@
+"""Checkpoints: every tensor in safetensors, everything else in JSON, written so a kill never corrupts one.
+
+Layout inside a run directory::
+
+    checkpoints/step-00001000/weights.safetensors    networks (+ EMA copies): all that sampling needs
+    checkpoints/step-00001000/training.safetensors   optimizer state, RNG states, data order
+    checkpoints/step-00001000/state.json             step, non-tensor state, sha256 of both files
+    checkpoints/latest                                name of the newest complete checkpoint
+
+A checkpoint is written into ``.tmp-step-...`` and renamed into place (atomic on POSIX), then ``latest`` is
+replaced atomically. A crash at any moment leaves the previous checkpoint and pointer intact. Nothing is
+ever unpickled: loading reads safetensors and JSON only, and verifies the hashes.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from ..errors import CheckpointError
+
+FORMAT = 1
+
+
+# ------------------------------------------------------------------------- nested state <-> flat tensors
+def flatten_state(obj: Any, prefix: str, tensors: dict[str, torch.Tensor]) -> Any:
+    """Replace every tensor in a nested structure by ``{"__tensor__": key}``, collecting it in ``tensors``."""
+    if isinstance(obj, torch.Tensor):
+        tensors[prefix] = obj.detach().cpu().contiguous().clone()
+        return {"__tensor__": prefix}
+    if isinstance(obj, dict):
+        if not all(isinstance(k, (str, int)) for k in obj):
+            raise TypeError(f"state keys must be str or int at {prefix}")
+        return {"__dict__": [[k, flatten_state(v, f"{prefix}.{k}", tensors)] for k, v in obj.items()]}
+    if isinstance(obj, (list, tuple)):
+        return {"__list__" if isinstance(obj, list) else "__tuple__":
+                [flatten_state(v, f"{prefix}.{i}", tensors) for i, v in enumerate(obj)]}
+    if obj is None or isinstance(obj, (bool, int, float, str)):
+        return obj
+    raise TypeError(f"cannot checkpoint a {type(obj).__name__} at {prefix}")
+
+
+def unflatten_state(skel: Any, tensors: dict[str, torch.Tensor]) -> Any:
+    if isinstance(skel, dict):
+        if "__tensor__" in skel:
+            return tensors[skel["__tensor__"]]
+        if "__dict__" in skel:
+            return {k: unflatten_state(v, tensors) for k, v in skel["__dict__"]}
+        if "__list__" in skel:
+            return [unflatten_state(v, tensors) for v in skel["__list__"]]
+        if "__tuple__" in skel:
+            return tuple(unflatten_state(v, tensors) for v in skel["__tuple__"])
+    return skel
+
+
+# ------------------------------------------------------------------------- files
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "w") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+def save_checkpoint(run_dir: Path, step: int, weights: dict[str, torch.Tensor], training: Any,
+                    state: dict[str, Any], keep: int = 2) -> Path:
+    """Write checkpoint ``step`` atomically; keep the newest ``keep`` checkpoints."""
+    root = Path(run_dir) / "checkpoints"
+    root.mkdir(parents=True, exist_ok=True)
+    name = f"step-{step:08d}"
+    final = root / name
+    tmp = root / f".tmp-{name}-{os.getpid()}"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir()
+    train_tensors: dict[str, torch.Tensor] = {}
+    skeleton = flatten_state(training, "t", train_tensors)
+    save_file({k: v.detach().cpu().contiguous().clone() for k, v in weights.items()}, str(tmp / "weights.safetensors"))
+    save_file(train_tensors, str(tmp / "training.safetensors"))
+    doc = {"format": FORMAT, "step": step, "state": state, "training": skeleton,
+           "sha256": {f: _sha256(tmp / f) for f in ("weights.safetensors", "training.safetensors")}}
+    with open(tmp / "state.json", "w") as fh:
+        json.dump(doc, fh, indent=1)
+        fh.flush()
+        os.fsync(fh.fileno())
+    for f in ("weights.safetensors", "training.safetensors"):
+        with open(tmp / f, "rb") as fh:
+            os.fsync(fh.fileno())
+    if final.exists():          # re-saving the same step (e.g. final == periodic): replace it
+        shutil.rmtree(final)
+    os.replace(tmp, final)
+    _fsync_dir(root)
+    atomic_write_text(root / "latest", name + "\n")
+    complete = sorted(p for p in root.glob("step-*") if p.is_dir())
+    for old in complete[:-keep]:
+        shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def list_checkpoints(run_dir: Path) -> list[Path]:
+    root = Path(run_dir) / "checkpoints"
+    return sorted(p for p in root.glob("step-*") if (p / "state.json").exists()) if root.is_dir() else []
+
+
+def latest_checkpoint(run_dir: Path) -> Path | None:
+    root = Path(run_dir) / "checkpoints"
+    pointer = root / "latest"
+    if pointer.is_file():
+        name = pointer.read_text().strip()
+        if name and (root / name / "state.json").is_file():
+            return root / name
+    found = list_checkpoints(run_dir)
+    return found[-1] if found else None
+
+
+def read_checkpoint(ckpt: Path, with_training: bool = True) -> tuple[dict[str, torch.Tensor], Any, dict[str, Any]]:
+    """Return (weights, training state, state dict), verifying the files against their recorded hashes."""
+    ckpt = Path(ckpt)
+    fix = f"delete {ckpt} to fall back to an earlier checkpoint, or start a new run"
+    try:
+        doc = json.loads((ckpt / "state.json").read_text())
+    except FileNotFoundError:
+        raise CheckpointError(f"checkpoint {ckpt} has no state.json; {fix}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise CheckpointError(f"checkpoint {ckpt}/state.json is truncated or corrupt; {fix}") from None
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT or "sha256" not in doc:
+        raise CheckpointError(f"checkpoint {ckpt}/state.json is not a ganforge checkpoint (format {FORMAT}); {fix}")
+    files = ["weights.safetensors"] + (["training.safetensors"] if with_training else [])
+    loaded: dict[str, dict[str, torch.Tensor]] = {}
+    for f in files:
+        path = ckpt / f
+        if not path.is_file():
+            raise CheckpointError(f"checkpoint {ckpt} is missing {f}; {fix}")
+        if _sha256(path) != doc["sha256"].get(f):
+            raise CheckpointError(f"checkpoint file {path} is truncated or corrupt (checksum mismatch); {fix}")
+        try:
+            loaded[f] = load_file(str(path))
+        except (SafetensorError, OSError, ValueError) as e:
+            raise CheckpointError(f"cannot read {path} ({e}); {fix}") from None
+    training = unflatten_state(doc["training"], loaded["training.safetensors"]) if with_training else None
+    return loaded["weights.safetensors"], training, doc["state"]
