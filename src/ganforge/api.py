@@ -135,6 +135,7 @@ class Model:
         if n < 1:
             raise ConfigError(f"number of samples must be >= 1, got {n}")
         gen = torch.Generator().manual_seed(seed)
+        controls = {k: v for k, v in controls.items() if v is not None}
         inputs = self.algorithm.sample_inputs(n, gen, self.device, **controls)
         outs, labels = [], self.algorithm.sample_labels(inputs)
         for i in range(0, n, batch_size):

@@ -65,7 +65,16 @@ def _parser() -> argparse.ArgumentParser:
     sa.add_argument("--seed", type=int, default=0, help="noise seed (default 0)")
     sa.add_argument("--out", required=True, metavar="FILE",
                     help=".png: a grid; .npz: arr_0 uint8 NHWC images (+ labels for conditional models)")
-    sa.add_argument("--nrow", type=int, help="images per grid row (default: square)")
+    sa.add_argument("--nrow", type=int, help="images per grid row (default: square, or --per-row with controls)")
+    sa.add_argument("--label", type=int, metavar="K", help="conditional models: every sample of class K")
+    sa.add_argument("--labels", metavar="SPEC", help="conditional models: a row per class, e.g. 0-9 or 1,3,7")
+    sa.add_argument("--code", metavar="NAME=LO:HI", help="traverse an input along each row, e.g. c1=-2:2 (InfoGAN) "
+                    "or z0=-4:4 (StackedGAN)")
+    sa.add_argument("--fix", action="append", default=[], metavar="NAME=VALUE",
+                    help="hold an input constant, e.g. c2=0 or z1=0 (repeatable)")
+    sa.add_argument("--per-row", type=int, metavar="K", help="grid columns when --labels/--code are used (default 10)")
+    sa.add_argument("--share-noise", action="store_true",
+                    help="the same noise down each column: 'same style, other digit' with --labels")
     sa.add_argument("--no-ema", action="store_true", help="use the raw generator even if the run kept an EMA copy")
     sa.add_argument("--device", default="cpu", help="cpu (default) or cuda")
 
@@ -145,8 +154,19 @@ def cmd_sample(args: argparse.Namespace) -> int:
         raise ConfigError(f"--out must end in .png (a grid) or .npz (arrays), got '{out.name}'")
     if args.n < 1:
         raise ConfigError(f"--n must be >= 1, got {args.n}")
+    from .algorithms.controls import parse_code, parse_fix, parse_labels
+    controls = {"label": args.label,
+                "labels": parse_labels(args.labels) if args.labels else None,
+                "traverse": parse_code(args.code) if args.code else None,
+                "fix": parse_fix(args.fix) or None,
+                "share_noise": args.share_noise or None,
+                "per_row": args.per_row}
+    if args.per_row is not None and args.per_row < 1:
+        raise ConfigError(f"--per-row must be >= 1, got {args.per_row}")
     model = load(args.run_dir, device=args.device, use_ema=not args.no_ema)
-    samples, labels = model.sample_with_inputs(args.n, seed=args.seed)
+    samples, labels = model.sample_with_inputs(args.n, seed=args.seed, **controls)
+    layout = controls["labels"] or controls["traverse"] or args.per_row
+    nrow = args.nrow or (min(args.n, args.per_row or 10) if layout else None)
     out.parent.mkdir(parents=True, exist_ok=True)
     if model.value_range is None:  # vector data
         if out.suffix == ".png":
@@ -159,7 +179,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
     else:
         images = to_uint8(samples, model.value_range)
         if out.suffix == ".png":
-            save_grid(images, out, nrow=args.nrow, scale=max(1, 64 // images.shape[-1]))
+            save_grid(images, out, nrow=nrow, scale=max(1, 64 // images.shape[-1]))
         else:
             arrays = {"arr_0": images.permute(0, 2, 3, 1).numpy()}
             if labels is not None:

@@ -25,6 +25,7 @@ import torch.nn as nn
 from ..errors import ConfigError
 from ..objectives import Objective
 from .base import Algorithm, DataInfo, StepContext, eval_mode, frozen, register_algorithm
+from .controls import unknown_controls
 from .latent import LatentDist, draw_latent
 
 
@@ -107,9 +108,7 @@ class Adversarial(Algorithm):
     # ---------------------------------------------------------------------------------------- sampling
     def sample_inputs(self, n: int, generator: torch.Generator, device: torch.device,
                       **controls: Any) -> dict[str, torch.Tensor]:
-        given = {k: v for k, v in controls.items() if v is not None}
-        if given:
-            raise ConfigError(f"this model is unconditional: sampling controls {sorted(given)} do not apply")
+        unknown_controls(controls, (), f"'{self.name}' (an unconditional GAN)")
         return {"z": self.noise(n, device, generator)}
 
     def generate(self, inputs: Mapping[str, torch.Tensor], nets: Mapping[str, nn.Module] | None = None) -> torch.Tensor:

@@ -104,13 +104,25 @@ class Algorithm(nn.Module):
         return None if p is None or p.default is inspect.Parameter.empty else p.default
 
     # -- training ----------------------------------------------------------------------------------
+    def setup(self, dataset: Any, device: torch.device) -> dict[str, Any]:
+        """Called once when a fresh run starts (never on resume: what it builds is in the checkpoint).
+
+        For work before adversarial training, e.g. StackedGAN's encoder pretraining or TripleGAN's choice of
+        the labelled subset. ``dataset`` is the prepared ``ganforge.data.Dataset`` (uint8 images on the CPU).
+        Returns facts worth logging (they go to metrics.jsonl as a ``kind: setup`` row)."""
+        return {}
+
     def train_step(self, ctx: StepContext) -> dict[str, float]:
         raise NotImplementedError
 
     # -- sampling ----------------------------------------------------------------------------------
     def sample_inputs(self, n: int, generator: torch.Generator, device: torch.device,
                       **controls: Any) -> dict[str, torch.Tensor]:
-        """The generator inputs for ``n`` samples (noise, and labels/codes for conditional families)."""
+        """The generator inputs for ``n`` samples (noise, and labels/codes for conditional families).
+
+        ``controls`` are the sampling controls of ``algorithms/controls.py`` (label, labels, traverse, fix,
+        share_noise, per_row); a family uses its helpers so grids are laid out alike, and rejects controls it
+        does not understand with ``unknown_controls``."""
         raise NotImplementedError
 
     def generate(self, inputs: Mapping[str, torch.Tensor], nets: Mapping[str, nn.Module] | None = None) -> torch.Tensor:

@@ -273,6 +273,9 @@ class Trainer:
         self.stopped_by_time = False
         try:
             if self.step == 0:
+                facts = self.algorithm.setup(self.built.dataset, self.device)
+                if facts:
+                    append_jsonl(self.run_dir / "metrics.jsonl", {"kind": "setup", "step": 0, **facts})
                 self.write_samples()
             while self.step < tc.steps:
                 logs = self.algorithm.train_step(_Context(self))
