@@ -1,5 +1,11 @@
-"""Shared fixtures. Every test runs with a private cache directory and without a progress bar."""
+"""Shared fixtures. Every test runs with a private cache directory and without a progress bar.
+
+The cache is private to the test session (so the domain classifier is trained once per session, from its seed).
+Developers re-running tests may set ``GANFORGE_TEST_CACHE`` to a directory to keep that cache between sessions.
+"""
 from __future__ import annotations
+
+import os
 
 import pytest
 import torch
@@ -7,7 +13,8 @@ import torch
 
 @pytest.fixture(autouse=True)
 def _isolated(tmp_path_factory, monkeypatch):
-    monkeypatch.setenv("GANFORGE_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
+    cache = os.environ.get("GANFORGE_TEST_CACHE") or str(tmp_path_factory.getbasetemp() / "cache")
+    monkeypatch.setenv("GANFORGE_CACHE", cache)
     torch.manual_seed(0)
     yield
 

@@ -19,6 +19,8 @@ EPILOG = """examples:
   ganforge train dcgan-mnist --time-limit 600 --precision bf16 --out runs/ten-minutes
   ganforge sample runs/dcgan --n 64 --out grid.png
   ganforge sample runs/dcgan --n 10000 --out samples.npz
+  ganforge eval runs/dcgan --metrics fid,kid,is,pr,dc,classes
+  ganforge eval samples.npz --ref mnist5k?split=test
   ganforge info runs/dcgan
 """
 
@@ -72,11 +74,41 @@ def _parser() -> argparse.ArgumentParser:
                     "or z0=-4:4 (StackedGAN)")
     sa.add_argument("--fix", action="append", default=[], metavar="NAME=VALUE",
                     help="hold an input constant, e.g. c2=0 or z1=0 (repeatable)")
+    sa.add_argument("--stage", metavar="NAME",
+                    help="stacked models: vary only input NAME along each row (e.g. z0 or z1 of StackedGAN), "
+                    "the label and the other stages' inputs shared along the row")
     sa.add_argument("--per-row", type=int, metavar="K", help="grid columns when --labels/--code are used (default 10)")
     sa.add_argument("--share-noise", action="store_true",
                     help="the same noise down each column: 'same style, other digit' with --labels")
     sa.add_argument("--no-ema", action="store_true", help="use the raw generator even if the run kept an EMA copy")
     sa.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+
+    ev = sub.add_parser("eval", help="measure sample quality: FID, KID, IS, precision/recall, density/coverage, "
+                        "classes, toy modes", formatter_class=argparse.RawDescriptionHelpFormatter,
+                        description="Evaluate a run directory (samples drawn from its newest checkpoint), a .npz of "
+                                    "samples (arr_0 uint8 NHWC, optional labels), an image folder, or a data source "
+                                    "against real data. Prints a table and writes eval.json (into the run directory, "
+                                    "or next to the .npz, or --json-out).",
+                        epilog="metrics: fid, kid (mean ± std over 100 subsets), is (10 splits), pr (precision/recall, "
+                               "k=3),\n  dc (density/coverage, k=5), classes (class histogram, modes, KL to uniform, "
+                               "label accuracy),\n  modes (2-D toy data: modes covered, high-quality share, reverse KL)\n"
+                               "features: domain (default: ganforge's own classifier trained on the reference's "
+                               "labelled data,\n  cached; no download) or inception (the FID Inception network; needs "
+                               "pt_inception-2015-12-05-6726825d.pth)")
+    ev.add_argument("target", help="run directory, samples .npz, image folder, or data source (e.g. mnist5k?split=test)")
+    ev.add_argument("--metrics", metavar="LIST", help="comma-separated, e.g. fid,kid,is (default: all that apply)")
+    ev.add_argument("--ref", metavar="SRC", help="real reference data (default: the run's training data), e.g. "
+                    "mnist5k, mnist5k?split=test, npz:real.npz, folder:imgs/, toy:ring8")
+    ev.add_argument("--n", type=int, metavar="N", help="samples to draw from a run (default 5000) or to use from "
+                    "a file/source (default all)")
+    ev.add_argument("--seed", type=int, default=0, help="noise seed for a run's samples and metric subsets (default 0)")
+    ev.add_argument("--features", choices=["domain", "inception"], default="domain",
+                    help="feature network for FID/KID/IS/PR/DC (default domain)")
+    ev.add_argument("--inception-weights", metavar="PATH", help="local pt_inception-2015-12-05-6726825d.pth "
+                    "(or set GANFORGE_INCEPTION_WEIGHTS)")
+    ev.add_argument("--json-out", metavar="FILE", help="where to write eval.json")
+    ev.add_argument("--no-ema", action="store_true", help="sample a run's raw generator even if it kept an EMA copy")
+    ev.add_argument("--device", default="cpu", help="cpu (default) or cuda")
 
     inf = sub.add_parser("info", help="summarise a run directory", description="Show what a run is, how far it got, "
                          "its last metrics and where its files are.")
@@ -160,12 +192,13 @@ def cmd_sample(args: argparse.Namespace) -> int:
                 "traverse": parse_code(args.code) if args.code else None,
                 "fix": parse_fix(args.fix) or None,
                 "share_noise": args.share_noise or None,
+                "stage": args.stage,
                 "per_row": args.per_row}
     if args.per_row is not None and args.per_row < 1:
         raise ConfigError(f"--per-row must be >= 1, got {args.per_row}")
     model = load(args.run_dir, device=args.device, use_ema=not args.no_ema)
     samples, labels = model.sample_with_inputs(args.n, seed=args.seed, **controls)
-    layout = controls["labels"] or controls["traverse"] or args.per_row
+    layout = controls["labels"] or controls["traverse"] or controls["stage"] or args.per_row
     nrow = args.nrow or (min(args.n, args.per_row or 10) if layout else None)
     out.parent.mkdir(parents=True, exist_ok=True)
     if model.value_range is None:  # vector data
@@ -188,6 +221,35 @@ def cmd_sample(args: argparse.Namespace) -> int:
             np.savez(tmp, **arrays)
             tmp.replace(out)
     print(f"wrote {args.n} samples of {model.config.name} (step {model.step}) to {out}")
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from .errors import ConfigError
+    from .metrics.evaluate import evaluate, format_table, is_run_dir, load_target, parse_metrics
+    if args.n is not None and args.n < 2:
+        raise ConfigError(f"--n must be at least 2, got {args.n}")
+    target = Path(args.target).expanduser()
+    samples = load_target(args.target, args.n, seed=args.seed, device=args.device, use_ema=not args.no_ema)
+    metrics = parse_metrics(args.metrics, samples.kind)
+    result = evaluate(samples, metrics, ref=args.ref, features=args.features,
+                      inception_weights=args.inception_weights, device=args.device, seed=args.seed)
+    result["metrics"] = metrics
+    if args.json_out:
+        out = Path(args.json_out)
+    elif is_run_dir(target):
+        out = target / "eval.json"
+    elif target.is_file():
+        out = target.with_name(target.stem + ".eval.json")
+    else:
+        out = Path("eval.json")
+    print(format_table(result))
+    from .train.checkpoint import atomic_write_text
+    try:
+        atomic_write_text(out, json.dumps(result, indent=1))
+    except OSError as e:
+        raise ConfigError(f"cannot write {out} ({e.strerror}); pass --json-out FILE somewhere writable") from None
+    print(f"wrote {out}")
     return 0
 
 
@@ -242,7 +304,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"list": cmd_list, "train": cmd_train, "sample": cmd_sample, "info": cmd_info}
+COMMANDS = {"list": cmd_list, "train": cmd_train, "sample": cmd_sample, "eval": cmd_eval, "info": cmd_info}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

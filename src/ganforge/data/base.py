@@ -90,6 +90,9 @@ def load_source(spec: str, seed: int = 0) -> Dataset:
     if not isinstance(spec, str) or not spec:
         raise DataError(f"data source must be a non-empty string like 'mnist5k' or 'folder:PATH', got {spec!r}")
     prefix, _, arg = spec.partition(":")
+    if "?" in prefix and not arg:          # a source without a path, with options: mnist5k?split=test
+        prefix, _, query = prefix.partition("?")
+        arg = "?" + query
     if prefix not in _SOURCES:
         known = ", ".join(f"{k}:..." if k not in ("mnist5k",) else k for k in sorted(_SOURCES))
         raise DataError(f"unknown data source {spec!r}; use one of: {known}")

@@ -158,7 +158,16 @@ def _key(source: str, image_size: int, channels: int, seed: int) -> str:
 
 def domain_classifier(source: str = "mnist5k", image_size: int | None = None, channels: int | None = None,
                       seed: int = 0, use_cache: bool = True) -> DomainClassifier:
-    """The domain classifier for a labelled data source, trained on first use and cached."""
+    """The domain classifier for a labelled data source, trained on first use and cached.
+
+    Touches no global RNG state (building a network draws initial weights), so evaluating during training
+    leaves the training streams exactly as they were."""
+    with torch.random.fork_rng(devices=[]):
+        return _domain_classifier(source, image_size, channels, seed, use_cache)
+
+
+def _domain_classifier(source: str, image_size: int | None, channels: int | None, seed: int,
+                       use_cache: bool) -> DomainClassifier:
     ds = load_source(source, seed=0)
     if ds.kind != "image":
         raise DataError(f"domain evaluators are for images; {source} is {ds.kind} data (use the toy metrics)")

@@ -25,11 +25,17 @@ from .fid import as_feature_matrix, check_same_dim
 
 __all__ = ["polynomial_kernel", "mmd2_unbiased", "kernel_inception_distance"]
 
+# Gram matrices of up to 6000 x 6000 float64 (288 MB) are precomputed once per KID call.
+PRECOMPUTE_MAX_ROWS = 6000
+
 
 def polynomial_kernel(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Gram matrix of ``k(x, y) = (x . y / d + 1)^3`` (Binkowski et al. 2018)."""
     dimension = x.shape[1]
-    return (x @ y.T / dimension + 1.0) ** 3
+    gram = x @ y.T
+    gram /= dimension
+    gram += 1.0
+    return gram * gram * gram   # faster than ** 3, which numpy does not specialise
 
 
 def mmd2_unbiased(x: np.ndarray, y: np.ndarray) -> float:
@@ -68,8 +74,21 @@ def kernel_inception_distance(
     size = min(subset_size, first.shape[0], second.shape[0])
     rng = np.random.default_rng(seed)
     estimates = np.empty(num_subsets)
+    # When both sets are small enough, compute each Gram matrix once and read the subsets out of it: the same
+    # numbers as recomputing per subset, without 3 x num_subsets matrix products.
+    precompute = max(first.shape[0], second.shape[0]) <= PRECOMPUTE_MAX_ROWS and num_subsets > 1
+    if precompute:
+        k11, k22, k12 = (polynomial_kernel(first, first), polynomial_kernel(second, second),
+                         polynomial_kernel(first, second))
     for index in range(num_subsets):
         rows1 = rng.choice(first.shape[0], size, replace=False)
         rows2 = rng.choice(second.shape[0], size, replace=False)
-        estimates[index] = mmd2_unbiased(first[rows1], second[rows2])
+        if precompute:
+            sub11, sub22 = k11[np.ix_(rows1, rows1)], k22[np.ix_(rows2, rows2)]
+            within_x = (sub11.sum() - np.trace(sub11)) / (size * (size - 1))
+            within_y = (sub22.sum() - np.trace(sub22)) / (size * (size - 1))
+            across = k12[np.ix_(rows1, rows2)].sum() / (size * size)
+            estimates[index] = within_x + within_y - 2.0 * across
+        else:
+            estimates[index] = mmd2_unbiased(first[rows1], second[rows2])
     return float(estimates.mean()), float(estimates.std())
