@@ -60,7 +60,8 @@ def _mnist5k(arg: str, seed: int) -> Dataset:
     split = "all"
     if arg:
         if not arg.startswith("?") or not arg[1:].startswith("split="):
-            raise DataError(f"data source 'mnist5k' takes only ?split=train|test|all (got 'mnist5k{arg}')")
+            given = f"mnist5k{arg}" if arg.startswith("?") else f"mnist5k:{arg}"
+            raise DataError(f"data source 'mnist5k' takes only ?split=train|test|all (got '{given}')")
         split = arg[len("?split="):]
         if split not in ("train", "test", "all"):
             raise DataError(f"unknown split {split!r} in 'mnist5k{arg}'; use ?split=train (4,000 digits), "
