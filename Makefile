@@ -27,7 +27,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/ganforge train dcgan-mnist --time-limit $(DEMO_SECONDS) --precision bf16 --out $(DEMO_OUT) --force
+	$(VENV)/bin/ganforge train dcgan-mnist --time-limit $(DEMO_SECONDS) --out $(DEMO_OUT) --force
 	$(VENV)/bin/ganforge eval $(DEMO_OUT) --metrics classes,fid,kid,is
 
 test: $(STAMP)

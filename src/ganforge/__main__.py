@@ -1,5 +1,11 @@
-"""``python -m ganforge`` (also what ``torchrun -m ganforge`` runs)."""
+"""``python -m ganforge`` (also what ``torchrun --nproc_per_node N -m ganforge train ...`` runs).
+
+Under torchrun every process runs this; ``ganforge.train`` joins the process group (``train/distributed.py``) and
+rank 0 writes the run. Ranks > 0 keep quiet on stdout so the summary is printed once; errors still go to stderr.
+"""
 from .cli import main
+from .train.distributed import silence_other_ranks
 
 if __name__ == "__main__":
+    silence_other_ranks()
     raise SystemExit(main())

@@ -15,6 +15,7 @@ from .build import build, build_algorithm
 from .config import Config, apply_overrides, build_config, load_config
 from .data import to_uint8
 from .errors import ConfigError, GanforgeError
+from .train import distributed
 from .train.checkpoint import read_checkpoint
 from .train.ema import EMA
 from .train.rundir import append_readme, new_run_dir, read_run, require_checkpoint, write_run_files
@@ -26,7 +27,8 @@ SHORTCUTS = {"steps": "train.steps", "seed": "train.seed", "batch_size": "train.
 # What may change when a run is resumed: cadence and placement, never the model or the optimisation.
 RESUMABLE = ("train.steps", "train.log_every", "train.sample_every", "train.checkpoint_every",
              "train.keep_checkpoints", "train.device", "train.threads", "train.eval_every", "train.eval_metrics",
-             "train.eval_samples", "train.time_limit_s")
+             "train.eval_samples", "train.time_limit_s",
+             "train.optimizer_impl", "train.channels_last", "train.compile")   # speed knobs: the same computation
 
 
 def collect_overrides(overrides: dict[str, Any] | None, kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -50,6 +52,7 @@ class RunResult:
         return load(self.run_dir)
 
 
+@distributed.session   # under torchrun: the process group the Trainer joins is left when training ends
 def train(recipe: str | None = None, *, out: str | Path | None = None, resume: str | Path | None = None,
           force: bool = False, progress: bool = True, overrides: dict[str, Any] | None = None,
           command: str | None = None, on_step: Any = None, **kwargs: Any) -> RunResult:
@@ -78,16 +81,20 @@ def train(recipe: str | None = None, *, out: str | Path | None = None, resume: s
         _check_same_data(built.info, info, run_dir)
         trainer = Trainer(built, run_dir, progress=progress, evaluator=_evaluator(cfg, built))
         ckpt = trainer.restore()
-        write_run_files_config_only(run_dir, cfg)
-        append_readme(run_dir, f"\nResumed at step {trainer.step} from {ckpt.name}:\n\n    {command}\n")
+        if trainer.is_main:   # under torchrun rank 0 alone writes
+            write_run_files_config_only(run_dir, cfg)
+            append_readme(run_dir, f"\nResumed at step {trainer.step} from {ckpt.name}:\n\n    {command}\n")
     else:
         if not recipe:
             raise ConfigError("give a recipe to train (see `ganforge list`) or --resume RUN_DIR")
         cfg = load_config(recipe, changes)
         built = build(cfg)   # everything is validated before any directory is touched
-        run_dir = new_run_dir(out, cfg.name, force)
+        dist = distributed.setup(cfg.train.device)   # rank 0 creates the directory; the others get its path or error
+        dist.check_batch(cfg.train.batch_size)
+        run_dir = Path(dist.on_main(new_run_dir, out, cfg.name, force))
         trainer = Trainer(built, run_dir, progress=progress, evaluator=_evaluator(cfg, built))
-        write_run_files(run_dir, cfg, built.info, command, str(trainer.device))
+        if trainer.is_main:
+            write_run_files(run_dir, cfg, built.info, command, str(trainer.device))
     last = trainer.fit(on_step=on_step)
     return RunResult(run_dir=run_dir, config=cfg, steps=trainer.step, last_metrics=last)
 

@@ -15,7 +15,13 @@ from .config import Config, check_params
 from .data import Dataset, load_source, prepare
 from .errors import ConfigError, DataError
 from .models import CONTEXT_KEYS, network_class
+from .nn.spectral import apply_spectral_norm
 from .objectives import Objective, objective_class
+
+# Switches the builder applies to any network after construction (unless the architecture takes the key itself):
+# ``spectral_norm: true`` wraps every Linear / Conv / ConvTranspose / Embedding weight in spectral normalisation
+# (Miyato et al. 2018; seed 002 part 1 section 7), ``spectral_norm_iterations`` power iterations per forward pass.
+SPECTRAL_NORM_KEYS = {"spectral_norm": bool, "spectral_norm_iterations": int}
 
 # Where a user should set a context fact instead of in a network's own section.
 RESERVED = {"latent_dim": "algorithm.latent_dim", "image_size": "data.image_size", "channels": "data.channels",
@@ -67,6 +73,24 @@ def check_groups(cfg: Config, cls: type[Algorithm]) -> None:
                           f"algorithm '{cls.name}' updates {sorted(want)}")
 
 
+def split_spectral_norm(params: dict[str, Any], accepted: dict[str, Any],
+                        where: str) -> tuple[dict[str, Any], int | None]:
+    """Take the spectral-norm switch out of a network's parameters (those the architecture does not take itself).
+
+    Returns the remaining parameters and the number of power iterations, or None when spectral norm is off."""
+    from .config import coerce
+    mine = {k: coerce(params[k], tp, f"{where}.{k}") for k, tp in SPECTRAL_NORM_KEYS.items()
+            if k in params and k not in accepted}
+    rest = {k: v for k, v in params.items() if k not in mine}
+    iterations = mine.get("spectral_norm_iterations", 1)
+    if iterations < 1:
+        raise ConfigError(f"{where}.spectral_norm_iterations must be >= 1 (SNGAN uses 1), got {iterations}")
+    if "spectral_norm_iterations" in mine and not mine.get("spectral_norm", False):
+        raise ConfigError(f"{where}.spectral_norm_iterations is set but {where}.spectral_norm is not true; "
+                          f"add {where}.spectral_norm=true")
+    return rest, (iterations if mine.get("spectral_norm", False) else None)
+
+
 def build_algorithm(cfg: Config, info: DataInfo) -> Algorithm:
     """Networks, objective and algorithm for ``cfg`` on data described by ``info`` (seeded init)."""
     cls, params = algorithm_params(cfg)
@@ -89,11 +113,14 @@ def build_algorithm(cfg: Config, info: DataInfo) -> Algorithm:
         comp = cfg.networks[key]
         where = f"networks.{key}"
         net_cls = network_class(role, comp.name, where)
-        user = check_params(net_cls, comp.params, where, skip=CONTEXT_KEYS, reserved=RESERVED)
         from .config import signature_params
         accepted = signature_params(net_cls)
+        net_params, spectral = split_spectral_norm(comp.params, accepted, where)
+        user = check_params(net_cls, net_params, where, skip=CONTEXT_KEYS, reserved=RESERVED)
         ctx = {k: v for k, v in contexts[key].items() if k in accepted}
         nets[key] = _construct(net_cls, {**ctx, **user}, where)
+        if spectral is not None:
+            nets[key] = apply_spectral_norm(nets[key], n_power_iterations=spectral)
     algo = _construct(cls, {"nets": nets, "objective": objective, "data": info, **params}, "algorithm")
     if info.kind == "image" and algo.value_range is None:
         raise ConfigError(f"networks.{cls.sampling_network} has no output activation, so its images have no fixed "

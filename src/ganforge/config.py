@@ -105,6 +105,12 @@ class TrainConfig:
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"
     threads: int = 0                  # CPU threads for torch (0: torch's default)
     time_limit_s: float = 0.0         # stop cleanly (final checkpoint) after this much training time; 0: none
+    # Speed and scale (train/trainer.py, train/distributed.py; bench/speed.py). The same computation either way, up
+    # to float rounding (with dropout, channels_last draws its masks in memory order: other masks, same distribution).
+    optimizer_impl: Literal["auto", "for-loop", "foreach", "fused"] = "auto"   # auto: fused on CUDA, for-loop on CPU
+    channels_last: bool = False       # NHWC memory format for conv nets and image batches
+    compile: bool = False             # torch.compile each trained network (compiles on the first steps)
+    sync_bn: bool = False             # under torchrun: BatchNorm statistics over the global batch
 
     def check(self, path: str) -> None:
         for key in ("steps", "batch_size", "log_every", "sample_every", "checkpoint_every", "keep_checkpoints",

@@ -12,7 +12,11 @@ clip_weights_              after each critic update (in place)         Arjovsky 
 orthogonal_regularization  + R_beta(W) to the generator loss           Brock et al. 2019; seed 002 part 2 sec. 4
 feature_matching_loss      the generator loss (replaces or adds)       Salimans et al. 2016; seed 002 part 2 sec. 2
 HistoricalAverage          + ||theta - mean theta||^2 to a player      Salimans et al. 2016; seed 002 part 2 sec. 2
+HistoricalAverageBuffers   the same, its mean saved with the weights    (what ``algorithms/adversarial.py`` uses)
 =========================  ==========================================  =============================================
+
+One-sided label smoothing is a parameter of the classic objectives (``objective.real_label``), and spectral
+normalisation a switch on any network (``networks.<key>.spectral_norm``, ``ganforge.nn.spectral``).
 
 Penalties that differentiate the discriminator with respect to its input run in float32 with autocast disabled: the
 squared gradient norm under- or overflows easily in half precision.
@@ -38,9 +42,11 @@ def _input_gradients(critic: Critic, inputs: torch.Tensor) -> torch.Tensor:
     map counts every patch of sample i towards its gradient.
     """
     inputs = inputs.detach().float().requires_grad_(True)
+    # The grad call stays inside the fp32 block: with create_graph=True it records new ops (the penalty's
+    # double-backward graph), which an enclosing autocast region would otherwise run in bf16.
     with torch.autocast(device_type=inputs.device.type, enabled=False):
         scores = critic(inputs)
-    (grads,) = torch.autograd.grad(scores.float().sum(), inputs, create_graph=True)
+        (grads,) = torch.autograd.grad(scores.float().sum(), inputs, create_graph=True)
     return grads.flatten(1)
 
 
@@ -210,3 +216,47 @@ class HistoricalAverage:
                                   "the checkpoint is from another version or corrupt -- start a fresh run")
         self.steps = int(state["steps"])
         self.means = {name: torch.as_tensor(mean).float().clone() for name, mean in state["means"].items()}
+
+
+class HistoricalAverageBuffers(nn.Module):
+    """Historical averaging of one network, with the running mean held in buffers.
+
+    Same penalty as ``HistoricalAverage`` (Salimans et al. 2016 section 3.3; seed 002 part 2 section 2:
+    ``||theta - (1/t) sum_{i=1..t} theta[i]||^2``), but the mean is a set of float32 buffers (``mean_0``, ``mean_1``,
+    ... in the order of ``net.parameters()``, and ``steps``), so a training algorithm can attach it to the network as
+    a submodule and the mean is checkpointed with the weights (safetensors), restored on resume, and never goes
+    through JSON. It starts from the network's parameters at construction, i.e. the initial parameters count as
+    theta[1]; every ``update(net)`` adds the current parameters.
+    """
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        parameters = list(net.parameters())
+        self.count = len(parameters)
+        self.register_buffer("steps", torch.ones((), dtype=torch.long))
+        for i, parameter in enumerate(parameters):
+            self.register_buffer(f"mean_{i}", parameter.detach().float().clone())
+
+    def means(self) -> list[torch.Tensor]:
+        return [getattr(self, f"mean_{i}") for i in range(self.count)]
+
+    def _parameters_of(self, net: nn.Module) -> list[torch.Tensor]:
+        parameters = list(net.parameters())
+        if len(parameters) != self.count or any(p.shape != m.shape for p, m in zip(parameters, self.means())):
+            raise ValueError("historical average was built for a different network (its parameters do not match)")
+        return parameters
+
+    @torch.no_grad()
+    def update(self, net: nn.Module) -> None:
+        """Add the network's current parameters to the exact running mean."""
+        self.steps += 1
+        t = float(self.steps)
+        for parameter, mean in zip(self._parameters_of(net), self.means()):
+            mean.add_((parameter.detach().float() - mean) / t)
+
+    def penalty(self, net: nn.Module) -> torch.Tensor:
+        """``sum over parameters of ||theta - mean theta||^2`` (float32), differentiable in theta."""
+        total = torch.zeros((), device=self.steps.device)
+        for parameter, mean in zip(self._parameters_of(net), self.means()):
+            total = total + (parameter.float() - mean).square().sum()
+        return total

@@ -21,7 +21,7 @@ def test_every_recipe_has_source_and_builds():
         assert cfg.description and cfg.source, name
         info = TOY if cfg.data.source.startswith("toy:") else MNIST
         algo = build_algorithm(cfg, info)
-        assert set(algo.nets) == set(algo.roles)
+        assert set(algo.roles) <= set(algo.nets)   # an algorithm may keep extra state modules (TripleGAN's labelled subset)
 
 
 def test_book_dcgan_recipe_values_are_the_books():

@@ -1,5 +1,9 @@
 """Algorithms: what one training step means for each GAN family. Importing registers them."""
 from .base import Algorithm, Batch, DataInfo, StepContext, algorithm_class, algorithm_names, register_algorithm
 from . import adversarial  # noqa: F401  (registration)
+from . import triplegan  # noqa: F401  (registration)
+from . import infogan  # noqa: F401  (registration)
+from . import stackedgan  # noqa: F401  (registration)
+from . import conditional, acgan  # noqa: F401  (registration)
 
 __all__ = ["Algorithm", "Batch", "DataInfo", "StepContext", "algorithm_class", "algorithm_names", "register_algorithm"]

@@ -13,6 +13,43 @@ sources make differently, so it is a parameter (``d_update``):
 
 ``fake_bn='eval'`` makes the discriminator-step fakes with G's BatchNorm in inference mode, as Keras'
 ``generator.predict()`` does in the book code; ``'train'`` uses batch statistics (the common PyTorch port).
+
+Regularizers and training techniques (all off by default; the default step is the plain one above):
+
+==========================  ========================================================================================
+parameter                   what it does (source)
+==========================  ========================================================================================
+``weight_clip``             clamp every D parameter to [-c, c] after each critic iteration (after both updates in
+                            ``separate`` mode, as the book's listing 5.1.2 does); unset, the objective's
+                            ``clip_value`` applies (``wgan``: 0.01; seed 000 eq. 5.1.20, algorithm 5.1.1 line 7)
+objective ``d_penalty``     WGAN-GP's lambda * E[(||grad D(x_hat)|| - 1)^2] on interpolates, added to every critic
+                            loss (``objective.gp_weight``, 10; seed 002 part 1 section 6)
+``gp_weight``/``gp_center`` the same gradient penalty for any other objective (e.g. hinge + GP, GLS-GAN)
+``r1_gamma``                R1 = gamma/2 E[||grad D(x)||^2] on reals (seed 002 part 2 section 4.3)
+``orthogonal_reg``          {G: beta, D: beta}: BigGAN's beta ||W^T W (.) (1 - I)||_F^2 added to that player's loss
+                            (seed 002 part 2 section 4 "Ortho.")
+``historical_averaging``    {G: w, D: w}: w ||theta - mean_t theta||^2 added to that player's loss; the exact running
+                            mean lives in buffers attached to the network (``historical_average``), so it is
+                            checkpointed with the weights (Salimans et al. 2016; seed 002 part 2 section 2)
+``generator_loss``          ``feature_matching``: G minimises ||E f(x) - E f(G(z))||^2 over D's intermediate features
+                            instead of the objective's G loss (Salimans et al. 2016 section 3.1; seed 002 part 2
+                            section 2); ``objective+feature_matching`` adds it (``feature_matching_weight``)
+``vbn_refresh``             generators built with ``norm: virtual``: the reference batch of noise is fixed in
+                            ``setup``; ``every_step`` replays it through the current G before each step (the paper)
+``ae_pretrain_steps``       energy-based D only: pre-train the auto-encoder on real data before the game (seed 002
+                            part 3 section 2: EBGAN's auto-encoder "is trained beforehand on real images")
+==========================  ========================================================================================
+
+One-sided label smoothing is the classic objectives' ``real_label`` (it changes D's targets for real samples only);
+spectral normalisation is ``networks.D.spectral_norm: true``; TTUR is simply different ``optim.D.lr`` / ``optim.G.lr``
+(seed 002 part 2 section 3.3). EBGAN and BEGAN need an auto-encoder discriminator whose output is the per-sample
+reconstruction energy (``models/autoencoder.py``); EBGAN's pull-away term (``objective.pt_weight``) is computed on
+the encoder's embedding of the fake batch, and BEGAN's controller state k_t and convergence measure M are logged
+(``k_t``, ``M``) and k_t is checkpointed with the objective's state.
+
+Penalties are added where the loss they belong to is: in ``separate`` mode, R1 to the real-batch update, the
+gradient penalty and the parameter penalties (orthogonal, historical) to the fake-batch update, so each is counted
+once per critic iteration. Input-gradient penalties run in float32 with autocast off (``regularizers.py``).
 """
 from __future__ import annotations
 
@@ -22,11 +59,18 @@ from typing import Any, Literal, Mapping
 import torch
 import torch.nn as nn
 
+from ..data import to_model_range
 from ..errors import ConfigError
 from ..objectives import Objective
+from ..objectives.energy import pullaway_term
+from ..regularizers import (HistoricalAverageBuffers, clip_weights_, feature_matching_loss, gradient_penalty,
+                            orthogonal_regularization, r1_penalty)
 from .base import Algorithm, DataInfo, StepContext, eval_mode, frozen, register_algorithm
 from .controls import unknown_controls
 from .latent import LatentDist, draw_latent
+
+GeneratorLoss = Literal["objective", "feature_matching", "objective+feature_matching"]
+AE_PRETRAIN_BATCH = 64
 
 
 @register_algorithm
@@ -36,7 +80,12 @@ class Adversarial(Algorithm):
 
     def __init__(self, nets: Mapping[str, nn.Module], objective: Objective, data: DataInfo, latent_dim: int = 100,
                  latent_dist: LatentDist = "normal", latent_std: float = 1.0, n_critic: int = 1,
-                 d_update: Literal["sum", "combined", "separate"] = "sum", fake_bn: Literal["train", "eval"] = "train"):
+                 d_update: Literal["sum", "combined", "separate"] = "sum", fake_bn: Literal["train", "eval"] = "train",
+                 weight_clip: float | None = None, gp_weight: float = 0.0, gp_center: float = 1.0,
+                 r1_gamma: float = 0.0, orthogonal_reg: dict[str, float] | None = None,
+                 historical_averaging: dict[str, float] | None = None, generator_loss: GeneratorLoss = "objective",
+                 feature_matching_weight: float = 1.0, vbn_refresh: Literal["every_step", "once"] = "every_step",
+                 ae_pretrain_steps: int = 0, ae_pretrain_lr: float = 1e-3):
         super().__init__(nets, objective, data)
         if latent_dim < 1 or n_critic < 1 or latent_std <= 0:
             raise ConfigError(f"algorithm: latent_dim and n_critic must be >= 1 and latent_std > 0 "
@@ -46,10 +95,132 @@ class Adversarial(Algorithm):
                               f"'{objective.name}' does not: use d_update=sum")
         self.latent_dim, self.latent_dist, self.latent_std = latent_dim, latent_dist, latent_std
         self.n_critic, self.d_update, self.fake_bn = n_critic, d_update, fake_bn
+        D = self.nets["D"]
+
+        # -- Lipschitz constraints and penalties on D -------------------------------------------------------------
+        objective_clip = getattr(objective, "clip_value", None)
+        if weight_clip is not None:
+            if not weight_clip > 0:
+                raise ConfigError(f"algorithm.weight_clip must be > 0 (WGAN uses 0.01), got {weight_clip}")
+            if objective_clip is not None and objective_clip != weight_clip:
+                raise ConfigError(f"algorithm.weight_clip={weight_clip} and objective.clip_value={objective_clip} "
+                                  "disagree; set one of them (objective.clip_value=null to use the algorithm's)")
+        self.weight_clip = weight_clip if weight_clip is not None else objective_clip
+        for key, value in (("gp_weight", gp_weight), ("gp_center", gp_center), ("r1_gamma", r1_gamma),
+                           ("feature_matching_weight", feature_matching_weight),
+                           ("ae_pretrain_steps", ae_pretrain_steps)):
+            if not value >= 0:
+                raise ConfigError(f"algorithm.{key} must be >= 0, got {value}")
+        self.objective_gp = getattr(objective, "gp_weight", 0.0) > 0 and hasattr(objective, "d_penalty")
+        if gp_weight > 0 and self.objective_gp:
+            raise ConfigError(f"objective '{objective.name}' already adds its gradient penalty (objective.gp_weight="
+                              f"{objective.gp_weight}); set algorithm.gp_weight=0 or use objective.name=wgan")
+        self.gp_weight, self.gp_center, self.r1_gamma = gp_weight, gp_center, r1_gamma
+
+        # -- parameter penalties per network ------------------------------------------------------------------------
+        self.orthogonal_reg = self._per_network(orthogonal_reg, "orthogonal_reg")
+        self.historical_averaging = self._per_network(historical_averaging, "historical_averaging")
+        for key in self.historical_averaging:
+            # Buffers on the network itself, so the running mean is saved and restored with its weights.
+            self.nets[key].add_module("historical_average", HistoricalAverageBuffers(self.nets[key]))
+
+        # -- generator loss: objective, feature matching, pull-away term ------------------------------------------
+        self.generator_loss, self.feature_matching_weight = generator_loss, feature_matching_weight
+        self.feature_matching = generator_loss != "objective"
+        self.pt_weight = float(getattr(objective, "pt_weight", 0.0))
+        if (self.feature_matching or self.pt_weight > 0) and not hasattr(D, "forward_with_features"):
+            what = "feature matching" if self.feature_matching else "EBGAN's pull-away term (objective.pt_weight)"
+            raise ConfigError(f"{what} needs D's intermediate features, but networks.D ({type(D).__name__}) has no "
+                              "forward_with_features; use an architecture that has one (dcgan-book, mlp, autoencoder)")
+        self.g_needs_features = self.feature_matching or self.pt_weight > 0
+
+        # -- energy-based objectives need an auto-encoder discriminator ---------------------------------------------
+        energy_d = bool(getattr(D, "outputs_energy", False))
+        if objective.energy_based and not energy_d:
+            raise ConfigError(f"objective '{objective.name}' scores samples by an auto-encoder's reconstruction "
+                              f"energy, but networks.D ({type(D).__name__}) returns plain scores; use "
+                              "networks.D.arch=autoencoder (images) or mlp-autoencoder (vectors)")
+        if ae_pretrain_steps and not energy_d:
+            raise ConfigError("algorithm.ae_pretrain_steps pre-trains an auto-encoder discriminator; networks.D is "
+                              "not one (use networks.D.arch=autoencoder or mlp-autoencoder)")
+        if not ae_pretrain_lr > 0:
+            raise ConfigError(f"algorithm.ae_pretrain_lr must be > 0, got {ae_pretrain_lr}")
+        self.ae_pretrain_steps, self.ae_pretrain_lr = ae_pretrain_steps, ae_pretrain_lr
+        self.vbn_refresh = vbn_refresh
+        self.d_regularized = bool(self.objective_gp or gp_weight > 0 or r1_gamma > 0 or "D" in self.orthogonal_reg
+                                  or "D" in self.historical_averaging)
+
+    def _per_network(self, weights: dict[str, float] | None, key: str) -> dict[str, float]:
+        weights = dict(weights or {})
+        for net, weight in weights.items():
+            if net not in self.roles:
+                raise ConfigError(f"algorithm.{key}.{net}: unknown network; '{self.name}' has {', '.join(self.roles)}")
+            if not weight >= 0:
+                raise ConfigError(f"algorithm.{key}.{net} must be >= 0, got {weight}")
+        return {net: weight for net, weight in weights.items() if weight > 0}
+
+    # ---------------------------------------------------------------------------------------- setup
+    def setup(self, dataset: Any, device: torch.device) -> dict[str, Any]:
+        facts: dict[str, Any] = {}
+        G = self.nets["G"]
+        if getattr(G, "uses_virtual_batch_norm", False):
+            G.set_vbn_reference(self.noise(G.vbn_reference_size, device))
+            facts["vbn_reference_size"] = G.vbn_reference_size
+        if self.ae_pretrain_steps:
+            facts.update(self.pretrain_autoencoder(dataset, device))
+        return facts
+
+    def pretrain_autoencoder(self, dataset: Any, device: torch.device) -> dict[str, Any]:
+        """Train the auto-encoder D alone to reconstruct real samples (Adam, batches of 64 drawn with replacement)."""
+        D = self.nets["D"]
+        optimizer = torch.optim.Adam(D.parameters(), lr=self.ae_pretrain_lr)
+        value_range = self.value_range if dataset.kind == "image" else None
+        energies = []
+        for _ in range(self.ae_pretrain_steps):
+            idx = torch.randint(len(dataset.x), (AE_PRETRAIN_BATCH,))
+            x = dataset.x[idx].to(device)
+            x = to_model_range(x, value_range) if value_range is not None else x.float()
+            energy = D(x).float().mean()
+            optimizer.zero_grad(set_to_none=True)
+            energy.backward()
+            optimizer.step()
+            energies.append(float(energy.detach()))
+        return {"ae_pretrain_steps": self.ae_pretrain_steps, "ae_energy_first": energies[0],
+                "ae_energy_last": energies[-1]}
 
     # ---------------------------------------------------------------------------------------- training
     def noise(self, n: int, device: torch.device, generator: torch.Generator | None = None) -> torch.Tensor:
         return draw_latent(n, self.latent_dim, self.latent_dist, self.latent_std, device, generator)
+
+    def _d_penalties(self, loss: torch.Tensor, real: torch.Tensor, fake: torch.Tensor | None, on_real: bool,
+                     logs: dict[str, torch.Tensor]) -> torch.Tensor:
+        """``loss`` plus the discriminator's penalties that belong to this update (see the module docstring)."""
+        if not self.d_regularized:
+            return loss
+        D, total = self.nets["D"], loss
+        if on_real and self.r1_gamma > 0:
+            r1 = r1_penalty(D, real, self.r1_gamma)
+            total, logs["r1"] = total + r1, r1.detach()
+        if fake is not None:
+            gp = None
+            if self.objective_gp:
+                gp = self.objective.d_penalty(D, real, fake)           # type: ignore[attr-defined]
+            elif self.gp_weight > 0:
+                gp = self.gp_weight * gradient_penalty(D, real, fake, center=self.gp_center)
+            if gp is not None:
+                total, logs["gp"] = total + gp, gp.detach()
+            total = self._parameter_penalties("D", total, logs)
+        return total
+
+    def _parameter_penalties(self, key: str, total: torch.Tensor, logs: dict[str, torch.Tensor]) -> torch.Tensor:
+        net = self.nets[key]
+        if key in self.orthogonal_reg:
+            ortho = orthogonal_regularization(net, beta=self.orthogonal_reg[key])
+            total, logs[f"ortho_{key}"] = total + ortho, ortho.detach()
+        if key in self.historical_averaging:
+            hist = self.historical_averaging[key] * net.historical_average.penalty(net)
+            total, logs[f"hist_{key}"] = total + hist, hist.detach()
+        return total
 
     def discriminator_step(self, ctx: StepContext) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
         G, D, obj = self.nets["G"], self.nets["D"], self.objective
@@ -58,44 +229,77 @@ class Adversarial(Algorithm):
         bn = eval_mode(G) if self.fake_bn == "eval" else contextlib.nullcontext()
         with torch.no_grad(), bn, ctx.autocast():
             fake = G(z)
+        penalty_logs: dict[str, torch.Tensor] = {}
         if self.d_update == "combined":
             with ctx.autocast():
                 out = D(torch.cat([real, fake.to(real.dtype)]))
             real_out, fake_out = out[:len(real)], out[len(real):]
             loss = 0.5 * obj.d_loss(real_out, fake_out)
-            ctx.update("D", loss)
+            ctx.update("D", self._d_penalties(loss, real, fake, True, penalty_logs))
         elif self.d_update == "separate":
             with ctx.autocast():
                 real_out = D(real)
             loss_real = obj.d_real_loss(real_out)
-            ctx.update("D", loss_real)
+            ctx.update("D", self._d_penalties(loss_real, real, None, True, penalty_logs))
             with ctx.autocast():
                 fake_out = D(fake)
             loss_fake = obj.d_fake_loss(fake_out)
-            ctx.update("D", loss_fake)
+            ctx.update("D", self._d_penalties(loss_fake, real, fake, False, penalty_logs))
             loss = 0.5 * (loss_real + loss_fake)   # what the book's loop logs
         else:
             with ctx.autocast():
                 real_out, fake_out = D(real), D(fake)
             loss = obj.d_loss(real_out, fake_out)
-            ctx.update("D", loss)
+            ctx.update("D", self._d_penalties(loss, real, fake, True, penalty_logs))
+        if self.weight_clip is not None:
+            clip_weights_(D, self.weight_clip)
+        if "D" in self.historical_averaging:
+            D.historical_average.update(D)
         logs = {"d_loss": loss.detach(), "d_real": real_out.detach().float().mean(),
                 "d_fake": fake_out.detach().float().mean()}
+        logs.update(penalty_logs)
         logs.update(obj.after_d_step(real_out.detach(), fake_out.detach()))
         return logs, real
 
     def generator_step(self, ctx: StepContext, real: torch.Tensor) -> dict[str, torch.Tensor]:
         G, D, obj = self.nets["G"], self.nets["D"], self.objective
         z = self.noise(len(real), real.device)
+        logs: dict[str, torch.Tensor] = {}
         with frozen(D):
             with ctx.autocast():
-                fake_out = D(G(z))
-                real_out = D(real) if obj.g_needs_real else None
-            loss = obj.g_loss(fake_out, real_out)
+                fake = G(z)
+                if self.g_needs_features:
+                    fake_out, fake_features = D.forward_with_features(fake)
+                else:
+                    fake_out, fake_features = D(fake), None
+                real_out = real_features = None
+                if self.feature_matching:
+                    real_out, real_features = D.forward_with_features(real)
+                elif obj.g_needs_real:
+                    real_out = D(real)
+            if self.generator_loss == "feature_matching":
+                loss = feature_matching_loss(real_features, fake_features)
+                logs["g_fm"] = loss.detach()
+            else:
+                loss = obj.g_loss(fake_out, real_out)
+                if self.feature_matching:
+                    fm = feature_matching_loss(real_features, fake_features)
+                    logs["g_adv"], logs["g_fm"] = loss.detach(), fm.detach()
+                    loss = loss + self.feature_matching_weight * fm
+            if self.pt_weight > 0:
+                pt = pullaway_term(fake_features)
+                logs["g_pt"] = pt.detach()
+                loss = loss + self.pt_weight * pt
+            loss = self._parameter_penalties("G", loss, logs)
             ctx.update("G", loss)
-        return {"g_loss": loss.detach()}
+        if "G" in self.historical_averaging:
+            G.historical_average.update(G)
+        return {"g_loss": loss.detach(), **logs}
 
     def train_step(self, ctx: StepContext) -> dict[str, Any]:
+        G = self.nets["G"]
+        if self.vbn_refresh == "every_step" and getattr(G, "uses_virtual_batch_norm", False):
+            G.refresh_virtual_batch_norm()
         sums: dict[str, torch.Tensor] = {}
         for _ in range(self.n_critic):
             d_logs, real = self.discriminator_step(ctx)

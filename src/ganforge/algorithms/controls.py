@@ -3,7 +3,8 @@
 ``ganforge sample RUN --label 7`` (every sample a 7), ``--labels 0-9`` (a row per class), ``--code c1=-2:2``
 (each row traverses code ``c1`` from -2 to 2 across its columns, everything else fixed along the row),
 ``--fix c2=0`` (hold an input at a constant), ``--share-noise`` (column j uses the same noise in every row:
-"same style, other digit"). An algorithm's ``sample_inputs(n, generator, device, **controls)`` receives these
+"same style, other digit"), ``--stage z0`` (stacked models: only input ``z0`` varies along each row; the label
+and the other inputs are shared along the row). An algorithm's ``sample_inputs(n, generator, device, **controls)`` receives these
 keys; the helpers below turn them into per-sample labels, traversal values and noise, so every family lays
 out grids the same way: sample i sits in row ``i // per_row``, column ``i % per_row``.
 """
@@ -16,7 +17,7 @@ import torch
 
 from ..errors import ConfigError
 
-CONTROL_KEYS = ("label", "labels", "traverse", "per_row", "fix", "share_noise")
+CONTROL_KEYS = ("label", "labels", "traverse", "per_row", "fix", "share_noise", "stage")
 
 
 def parse_labels(spec: str, num_classes: int | None = None) -> list[int]:
@@ -124,4 +125,37 @@ def row_shared(n: int, controls: dict[str, Any], draw: Callable[[int], torch.Ten
     if controls.get("share_noise"):
         base = draw(cols)
         return base[idx % cols]
+    return draw(n)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Stacked models: ``--stage NAME`` (StackedGAN, issue 5 part B). Only input NAME varies along each row; the label
+# and every other input are drawn once per row and shared along it, so a row shows what NAME alone controls.
+def stage_name(controls: dict[str, Any], names: tuple[str, ...], model: str) -> str | None:
+    """The input named by ``stage`` (checked against ``names``), or None. ``stage`` and a ``--code`` traversal
+    both decide what varies along a row, so they cannot be combined."""
+    stage = controls.get("stage")
+    if not stage:
+        return None
+    if controls.get("traverse"):
+        raise ConfigError("--stage and --code both choose what varies along a row; use one of them")
+    check_names({stage: None}, names, "--stage", model)
+    return str(stage)
+
+
+def row_constant(n: int, controls: dict[str, Any], draw: Callable[[int], torch.Tensor]) -> torch.Tensor:
+    """One draw per grid row, repeated along the row."""
+    cols = per_row(n, controls)
+    return draw((n + cols - 1) // cols)[torch.arange(n) // cols]
+
+
+def staged(n: int, controls: dict[str, Any], name: str, stage: str,
+           draw: Callable[[int], torch.Tensor]) -> torch.Tensor:
+    """Per-sample values of input ``name`` under ``--stage stage``: the staged input varies along each row (with
+    ``share_noise``, column j holds the same draw in every row); any other input is constant along its row."""
+    if name != stage:
+        return row_constant(n, controls, draw)
+    if controls.get("share_noise"):
+        cols = per_row(n, controls)
+        return draw(cols)[torch.arange(n) % cols]
     return draw(n)

@@ -2,7 +2,7 @@
 minibatch standard deviation and virtual batch normalisation."""
 from .minibatch import MinibatchDiscrimination, MinibatchStdDev
 from .spectral import apply_spectral_norm, spectral_norm_estimate, weight_as_matrix
-from .vbn import VirtualBatchNorm, refresh_references
+from .vbn import VirtualBatchNorm, VirtualBatchNormHost, refresh_references
 
-__all__ = ["MinibatchDiscrimination", "MinibatchStdDev", "VirtualBatchNorm", "apply_spectral_norm",
-           "refresh_references", "spectral_norm_estimate", "weight_as_matrix"]
+__all__ = ["MinibatchDiscrimination", "MinibatchStdDev", "VirtualBatchNorm", "VirtualBatchNormHost",
+           "apply_spectral_norm", "refresh_references", "spectral_norm_estimate", "weight_as_matrix"]

@@ -27,6 +27,8 @@ buffers (saved in the state dict, so a resumed run normalises identically) and t
 """
 from __future__ import annotations
 
+from typing import Any, Callable
+
 import torch
 import torch.nn as nn
 
@@ -96,13 +98,67 @@ class VirtualBatchNorm(nn.Module):
 
 
 @torch.no_grad()
-def refresh_references(model: nn.Module, reference_batch: torch.Tensor) -> None:
-    """Run ``model`` on ``reference_batch`` so every VirtualBatchNorm inside records its input's statistics."""
+def refresh_references(model: nn.Module, reference_batch: torch.Tensor,
+                       forward: Callable[[torch.Tensor], Any] | None = None) -> None:
+    """Run ``model`` on ``reference_batch`` so every VirtualBatchNorm inside records its input's statistics.
+
+    ``forward`` is the call that runs the model on the batch (default: ``model`` itself), for models whose reference
+    batch enters past their public ``forward`` (e.g. a generator's joined noise-and-condition input)."""
     layers = [m for m in model.modules() if isinstance(m, VirtualBatchNorm)]
     for layer in layers:
         layer.recording = True
     try:
-        model(reference_batch)
+        (forward or model)(reference_batch)
     finally:
         for layer in layers:
             layer.recording = False
+
+
+class VirtualBatchNormHost:
+    """Mixin for a generator with VirtualBatchNorm layers: it owns its fixed reference batch of *inputs*.
+
+    Salimans et al. give the generator a reference batch "chosen once and fixed at the start of training"; for a
+    generator that batch is a batch of its inputs (noise). It is kept as a buffer (``vbn_reference``, saved with the
+    weights, so a resumed run and a loaded model normalise exactly as the trained one did), filled by the training
+    algorithm, which knows the latent distribution (``set_vbn_reference``), and replayed through the current
+    network whenever the algorithm asks (``refresh_virtual_batch_norm``; the paper does it every step).
+
+    The host calls ``init_vbn_reference(size, width)`` in its constructor and implements ``vbn_forward(inputs)``,
+    the network applied to an already joined input row.
+    """
+
+    vbn_reference: torch.Tensor
+    vbn_reference_set: torch.Tensor
+
+    def init_vbn_reference(self, size: int, width: int) -> None:
+        if size < 2:
+            raise ConfigError(f"the virtual batch norm reference batch needs at least 2 samples, got {size}")
+        self.register_buffer("vbn_reference", torch.zeros(size, width))          # type: ignore[attr-defined]
+        self.register_buffer("vbn_reference_set", torch.zeros((), dtype=torch.long))  # type: ignore[attr-defined]
+
+    @property
+    def uses_virtual_batch_norm(self) -> bool:
+        """True when this network was built with VBN (and so holds a reference batch)."""
+        return "vbn_reference" in getattr(self, "_buffers", {})
+
+    @property
+    def vbn_reference_size(self) -> int:
+        return int(self.vbn_reference.shape[0])
+
+    def vbn_forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def set_vbn_reference(self, inputs: torch.Tensor) -> None:
+        """Fix the reference inputs (``vbn_reference_size`` rows) and record every VBN layer's statistics."""
+        if tuple(inputs.shape) != tuple(self.vbn_reference.shape):
+            raise ValueError(f"the VBN reference batch must have shape {tuple(self.vbn_reference.shape)}, "
+                             f"got {tuple(inputs.shape)}")
+        self.vbn_reference.copy_(inputs)
+        self.vbn_reference_set.fill_(1)
+        self.refresh_virtual_batch_norm()
+
+    def refresh_virtual_batch_norm(self) -> None:
+        """Replay the reference inputs through the current network (no-op until a reference is set)."""
+        if bool(self.vbn_reference_set):
+            refresh_references(self, self.vbn_reference, self.vbn_forward)  # type: ignore[arg-type]

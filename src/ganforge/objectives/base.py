@@ -26,6 +26,7 @@ class Objective:
     source: ClassVar[str] = ""
     separable: ClassVar[bool] = True       # d_loss == d_real_loss + d_fake_loss
     g_needs_real: ClassVar[bool] = False   # relativistic losses compare fakes with reals in the G loss too
+    energy_based: ClassVar[bool] = False   # scores are auto-encoder reconstruction energies (EBGAN, BEGAN)
 
     def d_real_loss(self, real_out: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError(f"{type(self).__name__} is not separable into real and fake terms")

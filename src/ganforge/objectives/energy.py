@@ -65,6 +65,7 @@ class EBGAN(Objective):
 
     name = "ebgan"
     source = "Zhao et al. 2017 (EBGAN, eqs. 1-2, 6), [R]; seed 002 part 3 section 2"
+    energy_based = True
 
     margin: float = 1.0
     pt_weight: float = 0.1
@@ -100,6 +101,7 @@ class BEGAN(Objective):
 
     name = "began"
     source = "Berthelot et al. 2017 (BEGAN, section 3.3-3.4), [R]; seed 002 part 3 section 3"
+    energy_based = True
 
     gamma: float = 0.5
     lambda_k: float = 0.001

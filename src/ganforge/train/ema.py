@@ -17,6 +17,15 @@ class EMA:
         self.shadow = {k: copy.deepcopy(m).eval().requires_grad_(False) for k, m in nets.items()}
 
     @torch.no_grad()
+    def reset(self, nets: dict[str, nn.Module]) -> None:
+        """Make the copy equal to ``nets`` again (after work done before training, e.g. an algorithm's setup)."""
+        for key, net in nets.items():
+            ema = self.shadow[key]
+            torch._foreach_copy_(list(ema.parameters()), [p.detach() for p in net.parameters()])
+            for eb, b in zip(ema.buffers(), net.buffers()):
+                eb.copy_(b)
+
+    @torch.no_grad()
     def update(self, nets: dict[str, nn.Module], step: int) -> None:
         d = self.decay if step >= self.start else 0.0
         for key, net in nets.items():

@@ -1,0 +1,104 @@
+"""Shared pieces of ``bench/infogan.py`` and ``bench/stackedgan.py``: training a recipe for a step budget (with
+resume, so a long budget can be spent in several sittings), the grids through the ``ganforge sample`` command,
+and stroke measurements that say which visible property a code traversal changes.
+
+Stroke measurements of a digit image x in [0, 1] (ink-weighted moments over the 28 x 28 pixels):
+- ``ink``: mean intensity -- for one digit shape, more ink means thicker strokes;
+- ``slant``: cov(column, height) / var(height) with height measured upwards -- the horizontal shift per unit of
+  height, > 0 when the digit leans right (top to the right of the bottom);
+- ``width`` / ``height``: ink-weighted standard deviation of the column / row (spread in pixels).
+For a traversal grid (a row per digit, the code swept along the row) the bench reports, per property, the mean over
+rows of the Pearson correlation between the code value and the property: |r| near 1 with a consistent sign means
+the code controls that property.
+"""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+import ganforge
+from ganforge.cli import main as cli_main
+from ganforge.config import parse_set
+
+PROPERTIES = ("ink", "slant", "width", "height")
+
+
+def train_budget(recipe: str, out: Path, steps: int, threads: int, precision: str, sets: list[str],
+                 seconds: float = 0.0, resume: bool = False) -> dict[str, Any]:
+    """Train ``recipe`` to ``steps`` total steps (continuing ``out`` with ``resume``); returns what it cost."""
+    overrides = {"train.checkpoint_every": 250, "train.threads": threads, **parse_set(sets)}
+    t0 = time.time()
+    if resume:
+        run = ganforge.train(resume=out, steps=steps, time_limit_s=seconds or None,
+                             overrides={"train.threads": threads}, progress=False)
+    else:
+        run = ganforge.train(recipe, out=out, force=True, steps=steps, precision=precision, overrides=overrides,
+                             time_limit_s=seconds or None, progress=False,
+                             command=f"bench: {recipe} steps={steps} {' '.join(sets)}")
+    wall = time.time() - t0
+    history_path = Path(run.run_dir) / "bench-training.json"
+    history = json.loads(history_path.read_text()) if resume and history_path.is_file() else []
+    history.append({"until_step": run.steps, "wall_s": round(wall, 1), "resumed": resume})
+    history_path.write_text(json.dumps(history, indent=1))
+    wall_total = round(sum(h["wall_s"] for h in history), 1)
+    return {"run_dir": Path(run.run_dir), "steps": run.steps, "train_wall_s": wall_total, "sittings": len(history)}
+
+
+def setup_facts(run_dir: Path) -> dict[str, Any]:
+    """The ``kind: setup`` row of metrics.jsonl (StackedGAN's encoder pretraining facts)."""
+    for line in (run_dir / "metrics.jsonl").read_text().splitlines():
+        rec = json.loads(line)
+        if rec.get("kind") == "setup":
+            return rec
+    return {}
+
+
+def sample_grid(run_dir: Path, out: Path, *args: str) -> Path:
+    """A grid written by the ``ganforge sample`` command itself (what a user runs)."""
+    code = cli_main(["sample", str(run_dir), "--out", str(out), *args])
+    if code != 0:
+        raise SystemExit(f"ganforge sample {' '.join(args)} failed with status {code}")
+    return out
+
+
+def stroke_properties(images: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Per-image ink, slant, width and height (see the module docstring) of N x 1 x H x W images in [0, 1]."""
+    x = images.float().clamp(0, 1)[:, 0]
+    n, h, w = x.shape
+    mass = x.sum((1, 2)).clamp_min(1e-6)
+    up = (h - 1 - torch.arange(h, dtype=torch.float32)).view(1, h, 1).expand(n, h, w)
+    col = torch.arange(w, dtype=torch.float32).view(1, 1, w).expand(n, h, w)
+    mu_up = (x * up).sum((1, 2)) / mass
+    mu_col = (x * col).sum((1, 2)) / mass
+    d_up, d_col = up - mu_up.view(n, 1, 1), col - mu_col.view(n, 1, 1)
+    var_up = (x * d_up ** 2).sum((1, 2)) / mass
+    var_col = (x * d_col ** 2).sum((1, 2)) / mass
+    cov = (x * d_up * d_col).sum((1, 2)) / mass
+    return {"ink": x.mean((1, 2)), "slant": cov / var_up.clamp_min(1e-6), "width": var_col.sqrt(),
+            "height": var_up.sqrt()}
+
+
+def traversal_effects(images: torch.Tensor, values: torch.Tensor, rows: int) -> dict[str, dict[str, float]]:
+    """For a grid of ``rows`` rows sweeping ``values`` along each row: per property, the mean over rows of the
+    correlation with the code value, and the mean change of the property from the row's first to last image."""
+    props = stroke_properties(images)
+    v = values.float().view(rows, -1)
+    out = {}
+    for name, p in props.items():
+        p = p.view(rows, -1)
+        pc, vc = p - p.mean(1, keepdim=True), v - v.mean(1, keepdim=True)
+        r = (pc * vc).sum(1) / (pc.norm(dim=1) * vc.norm(dim=1)).clamp_min(1e-9)
+        same_sign = int((torch.sign(r) == torch.sign(r.mean())).sum())
+        out[name] = {"mean_r": round(float(r.mean()), 3), "rows_same_sign": same_sign,
+                     "mean_change": round(float((p[:, -1] - p[:, 0]).mean()), 4)}
+    return out
+
+
+def print_table(result: dict[str, Any]) -> None:
+    print("\n| figure | value |\n|---|---|")
+    for k, v in result.items():
+        print(f"| {k} | {json.dumps(v) if isinstance(v, (dict, list)) else v} |")

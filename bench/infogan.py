@@ -1,0 +1,98 @@
+"""Benchmark: train ``infogan-mnist`` for a step budget on the bundled digits, then measure disentanglement.
+
+Figures from ganforge's own digit classifier (``domain_classifier("mnist5k")``, held-out accuracy printed):
+- purity of the categorical code: 1000 samples, 100 per code value (continuous codes and z random), classified;
+  the best one-to-one mapping code value -> digit (Hungarian algorithm) and the share of samples it explains;
+  also the plain accuracy (digit == code value: the book's code is supervised by the labels, so the mapping should
+  be the identity) and the classes present;
+- for each continuous code, a traversal grid (a row per digit, the code swept from -2 to 2 along the row, the other
+  code 0 and z fixed along the row: the book's figures 10.6 / 10.7) and the stroke measurements along it
+  (``disentangle_common``): which visible property each code changes.
+Grids (written with ``ganforge sample``): ``labels.png`` (``--labels 0-9 --fix c1=0 --fix c2=0``, figure 10.5),
+``c1.png`` and ``c2.png``. Not a test; run it by hand, e.g.
+
+    .venv/bin/python bench/infogan.py --steps 1000 --out runs/bench-info-stacked/infogan
+    .venv/bin/python bench/infogan.py --steps 2000 --resume --out runs/bench-info-stacked/infogan   # 1000 more
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import torch
+
+import ganforge
+from disentangle_common import print_table, sample_grid, train_budget, traversal_effects
+from ganforge.metrics.code_purity import code_purity
+from ganforge.metrics.domain import domain_classifier
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--recipe", default="infogan-mnist")
+    ap.add_argument("--steps", type=int, default=1000, help="total training steps (the budget)")
+    ap.add_argument("--seconds", type=float, default=0.0, help="also stop after this much training time (0: none)")
+    ap.add_argument("--resume", action="store_true", help="continue the run in --out up to --steps")
+    ap.add_argument("--eval-only", action="store_true", help="measure the run in --out without training")
+    ap.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
+    ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1: the machine is shared)")
+    ap.add_argument("--samples", type=int, default=1000)
+    ap.add_argument("--out", default="runs/bench-info-stacked/infogan")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    out = Path(args.out)
+
+    t0 = time.time()
+    clf = domain_classifier("mnist5k")
+    print(f"domain classifier: held-out accuracy {clf.test_accuracy:.4f} on {clf.test_size} bundled digits "
+          f"({time.time() - t0:.0f} s incl. training if not cached)")
+    if args.eval_only:
+        history = json.loads((out / "bench-training.json").read_text())
+        trained = {"run_dir": out, "steps": history[-1]["until_step"],
+                   "train_wall_s": round(sum(h["wall_s"] for h in history), 1), "sittings": len(history)}
+    else:
+        trained = train_budget(args.recipe, out, args.steps, args.threads, args.precision, args.set, args.seconds,
+                               args.resume)
+    run_dir = trained["run_dir"]
+    model = ganforge.load(run_dir)
+    k = model.algorithm.num_categories
+
+    # purity: balanced code values, everything else random
+    per = max(1, args.samples // k)
+    fake, codes = model.sample_with_inputs(per * k, seed=123, labels=list(range(k)), per_row=per)
+    probs, _ = clf.predict(fake, model.value_range)
+    pred = probs.argmax(1)
+    pur = code_purity(codes, pred, k, len(clf.class_names))
+    present = int((torch.bincount(pred, minlength=10) >= max(1, int(0.02 * len(pred)))).sum())
+
+    grids = out / "grids"
+    sample_grid(run_dir, grids / "labels.png", "--n", "100", "--labels", "0-9", "--fix", "c1=0", "--fix", "c2=0")
+    effects = {}
+    for name, other in (("c1", "c2"), ("c2", "c1")):
+        sample_grid(run_dir, grids / f"{name}.png", "--n", "100", "--labels", "0-9", "--code", f"{name}=-2:2",
+                    "--fix", f"{other}=0")
+        x, _ = model.sample_with_inputs(100, seed=0, labels=list(range(10)), traverse=(name, -2.0, 2.0),
+                                        fix={other: 0.0})
+        effects[name] = traversal_effects(x, torch.linspace(-2, 2, 10).repeat(10), rows=10)
+
+    steps = trained["steps"]
+    result = {
+        "recipe": args.recipe, "precision": args.precision, "threads": args.threads, "steps": steps,
+        "train_wall_s": trained["train_wall_s"], "sittings": trained["sittings"],
+        "steps_per_s": round(steps / max(trained["train_wall_s"], 1e-9), 3),
+        "classifier_test_accuracy": round(clf.test_accuracy, 4), "samples": len(pred),
+        "code_purity": round(pur.purity, 4), "code_mapping": pur.mapping,
+        "label_accuracy_identity": round(pur.identity_accuracy, 4), "classes_present_2pct": present,
+        "c1_effects": effects["c1"], "c2_effects": effects["c2"],
+        "grids": {p.stem: str(p) for p in sorted(grids.glob("*.png"))}, "run_dir": str(run_dir),
+        "settings": args.set,
+    }
+    (run_dir / "bench.json").write_text(json.dumps(result, indent=1))
+    print_table(result)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,121 @@
+"""Benchmark: train ``stackedgan-mnist`` for a step budget on the bundled digits, then measure it.
+
+Figures:
+- the encoder (Encoder1(Encoder0(x))) held-out accuracy from its pretraining in ``setup`` (4000 train / 1000
+  held-out digits), its pretraining time, and the same accuracy recomputed from the trained run's checkpoint (it
+  must not have moved: the encoder is frozen during GAN training);
+- label accuracy through both stages: 1000 samples, 100 per label, label -> G1(label, z1) -> G0(feature, z0),
+  classified by ganforge's own digit classifier (``domain_classifier("mnist5k")``), and the classes present;
+  also the book's ``enc1_acc`` (Encoder1 on G1's features) and the encoder's accuracy on the generated images;
+- what z0 and z1 control: the book's traversals (figures 10.17 / 10.18: z0 a constant vector from -4 to 4 with
+  z1 = 0; z1 from -1 to 1 with z0 = 0), measured with the stroke properties of ``disentangle_common``.
+Grids (written with ``ganforge sample``): ``labels.png`` (``--labels 0-9``, figure 10.16), ``stage-z0.png`` and
+``stage-z1.png`` (``--labels 0-9 --stage z0|z1``: a row per digit, only that code varies along the row),
+``z0-sweep.png`` and ``z1-sweep.png`` (the book's constant-vector sweeps). Not a test; run it by hand, e.g.
+
+    .venv/bin/python bench/stackedgan.py --steps 1000 --out runs/bench-info-stacked/stackedgan
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+import ganforge
+from disentangle_common import print_table, sample_grid, setup_facts, train_budget, traversal_effects
+from ganforge.data import load_source
+from ganforge.data.mnist5k import split_train_test
+from ganforge.metrics.domain import domain_classifier
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--recipe", default="stackedgan-mnist")
+    ap.add_argument("--steps", type=int, default=1000, help="total training steps (the budget)")
+    ap.add_argument("--seconds", type=float, default=0.0, help="also stop after this much training time (0: none)")
+    ap.add_argument("--resume", action="store_true", help="continue the run in --out up to --steps")
+    ap.add_argument("--eval-only", action="store_true", help="measure the run in --out without training")
+    ap.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
+    ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1: the machine is shared)")
+    ap.add_argument("--samples", type=int, default=1000)
+    ap.add_argument("--out", default="runs/bench-info-stacked/stackedgan")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    out = Path(args.out)
+
+    t0 = time.time()
+    clf = domain_classifier("mnist5k")
+    print(f"domain classifier: held-out accuracy {clf.test_accuracy:.4f} on {clf.test_size} bundled digits "
+          f"({time.time() - t0:.0f} s incl. training if not cached)")
+    if args.eval_only:
+        history = json.loads((out / "bench-training.json").read_text())
+        trained = {"run_dir": out, "steps": history[-1]["until_step"],
+                   "train_wall_s": round(sum(h["wall_s"] for h in history), 1), "sittings": len(history)}
+    else:
+        trained = train_budget(args.recipe, out, args.steps, args.threads, args.precision, args.set, args.seconds,
+                               args.resume)
+    run_dir = trained["run_dir"]
+    facts = setup_facts(run_dir)
+    model = ganforge.load(run_dir)
+    algo = model.algorithm
+
+    # the encoder after GAN training, on the same held-out digits as its pretraining
+    _, test = split_train_test(load_source("mnist5k"), test_per_class=100, seed=0)
+    encoder_after = algo.encoder_accuracy(test.x, test.y)
+
+    # label accuracy through both stages, balanced labels
+    k = algo.data.num_classes
+    per = max(1, args.samples // k)
+    fake, labels = model.sample_with_inputs(per * k, seed=123, labels=list(range(k)), per_row=per)
+    probs, _ = clf.predict(fake, model.value_range)
+    pred = probs.argmax(1)
+    accuracy = float((pred == labels).float().mean())
+    per_class = [round(float((pred[labels == c] == c).float().mean()), 3) for c in range(k)]
+    present = int((torch.bincount(pred, minlength=10) >= max(1, int(0.02 * len(pred)))).sum())
+    with torch.no_grad():
+        inputs = algo.sample_inputs(per * k, torch.Generator().manual_seed(123), model.device,
+                                    labels=list(range(k)), per_row=per)
+        feature = model.nets["G1"](inputs["z1"], F.one_hot(inputs["label"], k).float())
+        enc1_acc = float((algo.nets["E1"](feature).argmax(1) == inputs["label"]).float().mean())
+    encoder_on_fakes = algo.encoder_accuracy(fake, labels)
+
+    grids = out / "grids"
+    sample_grid(run_dir, grids / "labels.png", "--n", "100", "--labels", "0-9")
+    for z in ("z0", "z1"):
+        sample_grid(run_dir, grids / f"stage-{z}.png", "--n", "100", "--labels", "0-9", "--stage", z)
+    effects = {}
+    for name, other, lo, hi in (("z0", "z1", -4.0, 4.0), ("z1", "z0", -1.0, 1.0)):
+        sample_grid(run_dir, grids / f"{name}-sweep.png", "--n", "100", "--labels", "0-9", "--code",
+                    f"{name}={lo}:{hi}", "--fix", f"{other}=0")
+        x, _ = model.sample_with_inputs(100, seed=0, labels=list(range(10)), traverse=(name, lo, hi),
+                                        fix={other: 0.0})
+        effects[name] = traversal_effects(x, torch.linspace(lo, hi, 10).repeat(10), rows=10)
+
+    steps = trained["steps"]
+    result = {
+        "recipe": args.recipe, "precision": args.precision, "threads": args.threads, "steps": steps,
+        "train_wall_s": trained["train_wall_s"], "sittings": trained["sittings"],
+        "steps_per_s": round(steps / max(trained["train_wall_s"], 1e-9), 3),
+        "encoder_test_accuracy_setup": facts.get("encoder_test_accuracy"),
+        "encoder_train_accuracy_setup": facts.get("encoder_train_accuracy"),
+        "encoder_pretraining_s": facts.get("encoder_seconds"), "encoder_epochs": facts.get("encoder_epochs"),
+        "encoder_test_accuracy_after_training": round(encoder_after, 4),
+        "classifier_test_accuracy": round(clf.test_accuracy, 4), "samples": len(pred),
+        "label_accuracy_both_stages": round(accuracy, 4), "label_accuracy_per_class": per_class,
+        "classes_present_2pct": present, "enc1_acc_on_G1_features": round(enc1_acc, 4),
+        "encoder_accuracy_on_generated_images": round(encoder_on_fakes, 4),
+        "z0_sweep_effects": effects["z0"], "z1_sweep_effects": effects["z1"],
+        "grids": {p.stem: str(p) for p in sorted(grids.glob("*.png"))}, "run_dir": str(run_dir),
+        "settings": args.set,
+    }
+    (run_dir / "bench.json").write_text(json.dumps(result, indent=1))
+    print_table(result)
+
+
+if __name__ == "__main__":
+    main()
