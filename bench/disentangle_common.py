@@ -13,6 +13,7 @@ the code controls that property.
 """
 from __future__ import annotations
 
+import argparse
 import json
 import time
 from pathlib import Path
@@ -25,6 +26,35 @@ from ganforge.cli import main as cli_main
 from ganforge.config import parse_set
 
 PROPERTIES = ("ink", "slant", "width", "height")
+
+
+def bench_arguments(doc: str, recipe: str, out: str) -> argparse.Namespace:
+    """The command line shared by the disentanglement benches."""
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--recipe", default=recipe)
+    ap.add_argument("--steps", type=int, default=1000, help="total training steps (the budget)")
+    ap.add_argument("--seconds", type=float, default=0.0, help="also stop after this much training time (0: none)")
+    ap.add_argument("--resume", action="store_true", help="continue the run in --out up to --steps")
+    ap.add_argument("--eval-only", action="store_true", help="measure the run in --out without training")
+    ap.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
+    ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1: the machine is shared)")
+    ap.add_argument("--samples", type=int, default=1000)
+    ap.add_argument("--out", default=out)
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    return args
+
+
+def trained_run(args: argparse.Namespace) -> dict[str, Any]:
+    """Train (or resume) as the arguments say, or with ``--eval-only`` read what the earlier sittings cost."""
+    out = Path(args.out)
+    if args.eval_only:
+        history = json.loads((out / "bench-training.json").read_text())
+        return {"run_dir": out, "steps": history[-1]["until_step"],
+                "train_wall_s": round(sum(h["wall_s"] for h in history), 1), "sittings": len(history)}
+    return train_budget(args.recipe, out, args.steps, args.threads, args.precision, args.set, args.seconds,
+                        args.resume)
 
 
 def train_budget(recipe: str, out: Path, steps: int, threads: int, precision: str, sets: list[str],

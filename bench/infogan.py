@@ -16,7 +16,6 @@ Grids (written with ``ganforge sample``): ``labels.png`` (``--labels 0-9 --fix c
 """
 from __future__ import annotations
 
-import argparse
 import json
 import time
 from pathlib import Path
@@ -24,38 +23,20 @@ from pathlib import Path
 import torch
 
 import ganforge
-from disentangle_common import print_table, sample_grid, train_budget, traversal_effects
+from disentangle_common import bench_arguments, trained_run, print_table, sample_grid, traversal_effects
 from ganforge.metrics.code_purity import code_purity
 from ganforge.metrics.domain import domain_classifier
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--recipe", default="infogan-mnist")
-    ap.add_argument("--steps", type=int, default=1000, help="total training steps (the budget)")
-    ap.add_argument("--seconds", type=float, default=0.0, help="also stop after this much training time (0: none)")
-    ap.add_argument("--resume", action="store_true", help="continue the run in --out up to --steps")
-    ap.add_argument("--eval-only", action="store_true", help="measure the run in --out without training")
-    ap.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
-    ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1: the machine is shared)")
-    ap.add_argument("--samples", type=int, default=1000)
-    ap.add_argument("--out", default="runs/bench-info-stacked/infogan")
-    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
-    args = ap.parse_args()
-    torch.set_num_threads(args.threads)
+    args = bench_arguments(__doc__, "infogan-mnist", "runs/bench-info-stacked/infogan")
     out = Path(args.out)
 
     t0 = time.time()
     clf = domain_classifier("mnist5k")
     print(f"domain classifier: held-out accuracy {clf.test_accuracy:.4f} on {clf.test_size} bundled digits "
           f"({time.time() - t0:.0f} s incl. training if not cached)")
-    if args.eval_only:
-        history = json.loads((out / "bench-training.json").read_text())
-        trained = {"run_dir": out, "steps": history[-1]["until_step"],
-                   "train_wall_s": round(sum(h["wall_s"] for h in history), 1), "sittings": len(history)}
-    else:
-        trained = train_budget(args.recipe, out, args.steps, args.threads, args.precision, args.set, args.seconds,
-                               args.resume)
+    trained = trained_run(args)
     run_dir = trained["run_dir"]
     model = ganforge.load(run_dir)
     k = model.algorithm.num_categories

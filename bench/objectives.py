@@ -13,6 +13,7 @@ reported per run. Not a test; run it by hand, e.g.
     .venv/bin/python bench/objectives.py                        # everything: ~60 toy runs x 3 seeds + 11 MNIST runs
     .venv/bin/python bench/objectives.py --quick                # a smoke run: few steps, 1 seed
     .venv/bin/python bench/objectives.py --toy-only --only wgan-gp-toy,hinge-sn-toy --seeds 5
+    .venv/bin/python bench/objectives.py --mnist-only --mnist-seconds 300 --mnist-small --threads 1   # equal budget
 
 Results also go to ``OUT/bench.json`` (one record per run plus the aggregated rows).
 """
@@ -29,7 +30,7 @@ from typing import Any
 import torch
 
 import ganforge
-from ganforge.config import parse_set, recipe_names
+from ganforge.config import parse_set, read_recipe, recipe_names
 from ganforge.data import load_source
 from ganforge.data.mnist5k import split_train_test
 from ganforge.errors import DataError
@@ -98,9 +99,21 @@ class DigitScorer:
                 "class_histogram": histogram.tolist()}
 
 
+# --mnist-small: the book's DCGAN layers at a quarter of their filters (dcgan-mnist-quick's widths), so a CPU budget
+# buys ~4x the steps; other architectures (MLPs, the auto-encoders of EBGAN/BEGAN) are already small.
+QUARTER_WIDTH = {("G", "dcgan-book"): [32, 16, 8], ("D", "dcgan-book"): [8, 16, 32, 64]}
+
+
+def small_networks(recipe: str) -> dict[str, Any]:
+    return {f"networks.{key}.filters": QUARTER_WIDTH[(key, net["arch"])]
+            for key, net in read_recipe(recipe)["networks"].items() if (key, net["arch"]) in QUARTER_WIDTH}
+
+
 def mnist_run(recipe: str, steps: int, scorer: DigitScorer, args: argparse.Namespace) -> dict[str, Any]:
     out = Path(args.out) / "mnist" / recipe
-    run, wall = train(recipe, out, args.threads, args.extra, steps=steps, data="mnist5k", seed=0)
+    budget = {"time_limit_s": args.mnist_seconds} if args.mnist_seconds else {"steps": steps}
+    extra = {**(small_networks(recipe) if args.mnist_small else {}), **args.extra}
+    run, wall = train(recipe, out, args.threads, extra, data="mnist5k", seed=0, **budget)
     model = ganforge.load(run.run_dir)
     images = model.sample(args.mnist_samples, seed=123)
     return {"part": "mnist", "recipe": recipe, "data": "mnist5k", "seed": 0, "steps": run.steps,
@@ -143,6 +156,10 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=3, help="seeds per toy recipe and mixture (default 3)")
     ap.add_argument("--toy-steps", type=int, default=None, help="override every toy recipe's step count")
     ap.add_argument("--mnist-steps", type=int, default=2000, help="generator steps per MNIST recipe (default 2000)")
+    ap.add_argument("--mnist-seconds", type=float, default=0.0,
+                    help="train each MNIST recipe for this wall-clock budget instead of --mnist-steps (equal time)")
+    ap.add_argument("--mnist-small", action="store_true",
+                    help="quarter-width book DCGAN networks in the MNIST part (more steps per CPU second)")
     ap.add_argument("--mnist-samples", type=int, default=2000)
     ap.add_argument("--only", default="", help="comma-separated recipe names (toy and/or MNIST)")
     ap.add_argument("--toy-only", action="store_true", help="skip the MNIST part")

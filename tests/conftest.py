@@ -19,6 +19,15 @@ def _isolated(tmp_path_factory, monkeypatch):
     yield
 
 
+@pytest.fixture
+def one_thread():
+    """One torch thread: tiny networks only lose time to thread hand-offs, and CI has 2 shared cores."""
+    saved = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(saved)
+
+
 def run_cli(args, capsys):
     """Run the CLI in-process; return (exit code, stdout, stderr)."""
     from ganforge.cli import main

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any, Sequence
@@ -36,6 +37,7 @@ def _parser() -> argparse.ArgumentParser:
     ls = sub.add_parser("list", help="list recipes (and with --all: data sources, objectives, algorithms, networks)",
                         description="List the recipes with their one-line description and source.")
     ls.add_argument("--all", action="store_true", help="also list data sources, objectives, algorithms, architectures")
+    ls.add_argument("--long", action="store_true", help="print each recipe's whole source text (every value's provenance)")
 
     tr = sub.add_parser("train", help="train a recipe, or resume a run", formatter_class=argparse.RawDescriptionHelpFormatter,
                         description="Train a recipe (a name from `ganforge list` or a path to a YAML file), writing "
@@ -119,6 +121,18 @@ def _parser() -> argparse.ArgumentParser:
 
 
 # ----------------------------------------------------------------------------------------- commands
+def _citation(source: str, limit: int = 110) -> str:
+    """The citation that opens a recipe's source text (the text up to its first ': '), on one line."""
+    depth, end = 0, len(source)
+    for i, ch in enumerate(source):
+        depth += (ch in "([") - (ch in ")]")
+        if depth == 0 and source.startswith(": ", i):
+            end = i
+            break
+    head = " ".join(source[:end].split())
+    return head if len(head) <= limit else head[:limit - 3].rstrip() + "..."
+
+
 def cmd_list(args: argparse.Namespace) -> int:
     from .config import read_recipe, recipe_names
     names = recipe_names()
@@ -127,7 +141,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     for name in names:
         raw = read_recipe(name)
         print(f"  {name:<{width}}  {raw.get('description', '')}")
-        print(f"  {'':<{width}}  source: {raw.get('source', '')}")
+        print(f"  {'':<{width}}  source: {raw.get('source', '') if args.long else _citation(raw.get('source', ''))}")
     if args.all:
         from .algorithms import algorithm_names
         from .data import source_help
@@ -322,3 +336,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("ganforge: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:    # `ganforge list | head`: the reader left; say nothing more
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0

@@ -147,3 +147,17 @@ def test_help_lists_every_command(capsys):
     out = capsys.readouterr().out
     for cmd in ("list", "train", "sample", "info"):
         assert cmd in out
+
+
+def test_list_gives_each_recipe_one_line_citation_and_long_gives_the_whole_source(capsys):
+    from ganforge.config import read_recipe, recipe_names
+    code, out, _ = run_cli(["list"], capsys)
+    assert code == 0
+    sources = [line.split("source: ", 1)[1] for line in out.splitlines() if "source: " in line]
+    assert len(sources) == len(recipe_names())
+    assert all(len(s) <= 110 for s in sources)
+    # a citation is cut at the first top-level ': ', never inside parentheses
+    began = read_recipe("began-mnist")["source"]
+    assert any(s.startswith("seed 002 part 3 section 3 (BEGAN: auto-encoder") for s in sources), began
+    code, out, _ = run_cli(["list", "--long"], capsys)
+    assert code == 0 and " ".join(began.split()) in " ".join(out.split())

@@ -14,13 +14,7 @@ from ganforge.data.toy2d import mode_centers
 from ganforge.train.checkpoint import latest_checkpoint, read_checkpoint
 from ganforge.train.trainer import Trainer, _Context
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One torch thread: tiny networks only lose time to thread hand-offs on a shared CPU."""
-    saved = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(saved)
+pytestmark = pytest.mark.usefixtures("one_thread")   # tiny networks: one torch thread (conftest)
 
 
 FAMILY = ["wgan-mnist", "wgan-gp-mnist", "lsgan-mnist", "glsgan-mnist", "rsgan-mnist", "ragan-mnist",

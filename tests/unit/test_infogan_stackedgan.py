@@ -25,13 +25,7 @@ TINY_STACKED = {"networks.G0.filters": [16, 8, 4], "networks.D0.filters": [4, 8,
                 "algorithm.feature_dim": 12}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One torch thread: these tiny networks gain nothing from more, and the machine is shared."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")   # tiny networks: one torch thread (conftest)
 
 
 class RecordingContext:

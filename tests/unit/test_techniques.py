@@ -24,13 +24,7 @@ from ganforge.objectives.classic import NonSaturating
 from ganforge.objectives.energy import pullaway_term
 from ganforge.regularizers import HistoricalAverageBuffers, feature_matching_loss, orthogonal_regularization
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One torch thread: tiny networks only lose time to thread hand-offs on a shared CPU."""
-    saved = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(saved)
+pytestmark = pytest.mark.usefixtures("one_thread")   # tiny networks: one torch thread (conftest)
 
 
 TINY_TOY = {"train.batch_size": 16, "networks.G.hidden": [16, 16], "networks.D.hidden": [16, 16]}
@@ -146,7 +140,9 @@ def test_orthogonal_regularisation_is_added_per_network() -> None:
     algo, real = make("hinge-sn-toy", **{"algorithm.orthogonal_reg": {"G": 1e-2, "D": 1e-3}})
     ctx = RecordingContext(real)
     logs = algo.train_step(ctx)
-    assert float(logs["ortho_G"]) == pytest.approx(float(orthogonal_regularization(algo.nets["G"], 1e-2)), rel=1e-5)
+    with torch.no_grad():
+        expected = float(orthogonal_regularization(algo.nets["G"], 1e-2))
+    assert float(logs["ortho_G"]) == pytest.approx(expected, rel=1e-5)
     assert float(logs["ortho_D"]) > 0
     with pytest.raises(ConfigError, match="unknown network"):
         make("hinge-sn-toy", **{"algorithm.orthogonal_reg": {"Q": 1.0}})

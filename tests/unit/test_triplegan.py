@@ -29,12 +29,7 @@ TINY = {"networks.G.hidden": [32], "networks.D.hidden": [32, 16], "networks.C.fi
         "train.grid_size": 4, "train.threads": 1, "algorithm.labelled": 20}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)       # the test machine is shared; tiny nets gain nothing from more
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")   # tiny networks: one torch thread (conftest)
 
 
 def _digits(n: int = 300):

@@ -431,7 +431,11 @@ class Trainer:
                 if self.step % tc.log_every == 0 or self.step == tc.steps:
                     last = self.write_log(t_last, steps_last)
                     t_last, steps_last = time.time(), self.step
-                    bar.set_postfix({k: f"{v:.3g}" for k, v in last.items() if k.endswith("loss")}, refresh=False)
+                    postfix = {k: f"{v:.3g}" for k, v in last.items() if k.endswith("loss")}
+                    if tc.time_limit_s:   # the bar's ETA counts train.steps; a time-limited run ends sooner
+                        left = max(0.0, tc.time_limit_s - (time.time() - t_start))
+                        postfix["time_left"] = f"{int(left // 60)}:{int(left % 60):02d}"
+                    bar.set_postfix(postfix, refresh=False)
                     if self.is_main and not math.isfinite(sum(v for k, v in last.items() if k.endswith("loss"))):
                         bar.write(f"warning: non-finite loss at step {self.step}: {last}")
                 if self.is_main and (self.step % tc.sample_every == 0 or self.step == tc.steps):
