@@ -160,7 +160,7 @@ def test_historical_average_buffers_track_the_exact_mean_and_penalise_the_distan
                 p.fill_(value)
         history.update(net)
     assert int(history.steps) == 3 and torch.allclose(history.mean_0, torch.full((1, 2), 3.0))
-    assert float(history.penalty(net)) == pytest.approx(3 * (6.0 - 3.0) ** 2)
+    assert float(history.penalty(net).detach()) == pytest.approx(3 * (6.0 - 3.0) ** 2)
     assert set(history.state_dict()) == {"steps", "mean_0", "mean_1"}
     with pytest.raises(ValueError, match="different network"):
         history.penalty(nn.Linear(3, 1))
