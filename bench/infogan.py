@@ -17,25 +17,20 @@ Grids (written with ``ganforge sample``): ``labels.png`` (``--labels 0-9 --fix c
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import torch
 
 import ganforge
-from disentangle_common import bench_arguments, trained_run, print_table, sample_grid, traversal_effects
+from disentangle_common import announced_classifier, bench_arguments, trained_run, print_table, sample_grid, traversal_effects
 from ganforge.metrics.code_purity import code_purity
-from ganforge.metrics.domain import domain_classifier
 
 
 def main() -> None:
     args = bench_arguments(__doc__, "infogan-mnist", "runs/bench-info-stacked/infogan")
     out = Path(args.out)
 
-    t0 = time.time()
-    clf = domain_classifier("mnist5k")
-    print(f"domain classifier: held-out accuracy {clf.test_accuracy:.4f} on {clf.test_size} bundled digits "
-          f"({time.time() - t0:.0f} s incl. training if not cached)")
+    clf = announced_classifier()
     trained = trained_run(args)
     run_dir = trained["run_dir"]
     model = ganforge.load(run_dir)

@@ -18,27 +18,22 @@ Grids (written with ``ganforge sample``): ``labels.png`` (``--labels 0-9``, figu
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
 import ganforge
-from disentangle_common import bench_arguments, trained_run, print_table, sample_grid, setup_facts, traversal_effects
+from disentangle_common import announced_classifier, bench_arguments, trained_run, print_table, sample_grid, setup_facts, traversal_effects
 from ganforge.data import load_source
 from ganforge.data.mnist5k import split_train_test
-from ganforge.metrics.domain import domain_classifier
 
 
 def main() -> None:
     args = bench_arguments(__doc__, "stackedgan-mnist", "runs/bench-info-stacked/stackedgan")
     out = Path(args.out)
 
-    t0 = time.time()
-    clf = domain_classifier("mnist5k")
-    print(f"domain classifier: held-out accuracy {clf.test_accuracy:.4f} on {clf.test_size} bundled digits "
-          f"({time.time() - t0:.0f} s incl. training if not cached)")
+    clf = announced_classifier()
     trained = trained_run(args)
     run_dir = trained["run_dir"]
     facts = setup_facts(run_dir)
