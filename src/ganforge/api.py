@@ -1,25 +1,26 @@
-"""The Python API: ``ganforge.train(recipe, **overrides)`` and ``ganforge.load(run_dir).sample(n, seed=...)``."""
+"""The Python API: ``ganforge.train(recipe, **overrides)`` and ``ganforge.load(run_dir).sample(n, seed=...)``.
+
+``Model`` and ``load`` live in ``inference.py`` (sampling needs none of the training machinery) and are re-exported
+here.
+"""
 from __future__ import annotations
 
+import json
 import shlex
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import torch
-
-from .algorithms import Algorithm, DataInfo
-from .build import build, build_algorithm
+from .algorithms import DataInfo
+from .build import build
 from .config import Config, apply_overrides, build_config, load_config
-from .data import to_uint8
-from .errors import ConfigError, GanforgeError
+from .errors import ConfigError, GanforgeError, note_run_dir
+from .inference import Model, load, parse_init_from, select_checkpoint
 from .train import distributed
-from .train.checkpoint import read_checkpoint
-from .train.ema import EMA
+from .train.checkpoint import atomic_write_text, read_checkpoint
 from .train.rundir import append_readme, new_run_dir, read_run, require_checkpoint, write_run_files
-from .train.trainer import Trainer, load_weights, resolve_device
+from .train.trainer import Trainer, load_weights
 
 # Keyword shortcuts accepted by train() and the CLI flags they mirror.
 SHORTCUTS = {"steps": "train.steps", "seed": "train.seed", "batch_size": "train.batch_size", "data": "data.source",
@@ -27,7 +28,7 @@ SHORTCUTS = {"steps": "train.steps", "seed": "train.seed", "batch_size": "train.
 # What may change when a run is resumed: cadence and placement, never the model or the optimisation.
 RESUMABLE = ("train.steps", "train.log_every", "train.sample_every", "train.checkpoint_every",
              "train.keep_checkpoints", "train.device", "train.threads", "train.eval_every", "train.eval_metrics",
-             "train.eval_samples", "train.time_limit_s",
+             "train.eval_samples", "train.time_limit_s", "train.nonfinite",
              "train.optimizer_impl", "train.channels_last", "train.compile")   # speed knobs: the same computation
 
 
@@ -48,27 +49,36 @@ class RunResult:
     steps: int
     last_metrics: dict[str, Any]
 
-    def load(self) -> "Model":
-        return load(self.run_dir)
+    def load(self, step: int | str | Path | None = None) -> Model:
+        return load(self.run_dir, step=step)
 
 
 @distributed.session   # under torchrun: the process group the Trainer joins is left when training ends
 def train(recipe: str | None = None, *, out: str | Path | None = None, resume: str | Path | None = None,
-          force: bool = False, progress: bool = True, overrides: dict[str, Any] | None = None,
-          command: str | None = None, on_step: Any = None, **kwargs: Any) -> RunResult:
+          force: bool = False, progress: bool | str = True, overrides: dict[str, Any] | None = None,
+          command: str | None = None, on_step: Any = None, init_from: str | Path | None = None,
+          **kwargs: Any) -> RunResult:
     """Train a recipe (name or YAML path), or resume a run directory.
 
     Keyword overrides: ``steps``, ``seed``, ``batch_size``, ``data``, ``device``, ``precision``, or any dotted key
     written with double underscores (``optim__D__lr=1e-4``), or ``overrides={"optim.D.lr": 1e-4}``.
+    ``init_from="RUN[:STEP]"``: a new run that starts from another run's network weights (and EMA copy), with
+    fresh optimizers at step 0. ``progress``: True (a bar on a terminal, plain lines otherwise), "log" (plain
+    lines every ``log_every`` steps) or False (silent).
     Returns the run directory and the last logged metrics.
     """
     changes = collect_overrides(overrides, kwargs)
     command = command or "python: ganforge.train(" + ", ".join(
         [repr(recipe)] * bool(recipe) + [f"{k}={v!r}" for k, v in changes.items()] +
-        ([f"resume={str(resume)!r}"] if resume else [])) + ")"
+        ([f"resume={str(resume)!r}"] if resume else []) + ([f"init_from={str(init_from)!r}"] if init_from else [])
+    ) + ")"
+    if resume is not None and init_from is not None:
+        raise ConfigError(f"--init-from starts a new run and --resume continues {resume}; give one of them")
     if resume is not None:
         run_dir = Path(resume)
+        note_run_dir(run_dir)
         cfg, info, meta = read_run(run_dir)
+        before = cfg.train.steps   # the lr horizon of checkpoints written before it was recorded in them
         if recipe and recipe != cfg.name and Path(recipe).stem != cfg.name:
             raise ConfigError(f"--resume {run_dir} holds a '{cfg.name}' run, not '{recipe}'; drop the recipe argument")
         for key in changes:
@@ -80,7 +90,7 @@ def train(recipe: str | None = None, *, out: str | Path | None = None, resume: s
         built = build(cfg)
         _check_same_data(built.info, info, run_dir)
         trainer = Trainer(built, run_dir, progress=progress, evaluator=_evaluator(cfg, built))
-        ckpt = trainer.restore()
+        ckpt = trainer.restore(recorded_steps=before)
         if trainer.is_main:   # under torchrun rank 0 alone writes
             write_run_files_config_only(run_dir, cfg)
             append_readme(run_dir, f"\nResumed at step {trainer.step} from {ckpt.name}:\n\n    {command}\n")
@@ -89,19 +99,50 @@ def train(recipe: str | None = None, *, out: str | Path | None = None, resume: s
             raise ConfigError("give a recipe to train (see `ganforge list`) or --resume RUN_DIR")
         cfg = load_config(recipe, changes)
         built = build(cfg)   # everything is validated before any directory is touched
+        warm = _init_weights(init_from, built) if init_from is not None else None
         dist = distributed.setup(cfg.train.device)   # rank 0 creates the directory; the others get its path or error
         dist.check_batch(cfg.train.batch_size)
         run_dir = Path(dist.on_main(new_run_dir, out, cfg.name, force))
+        note_run_dir(run_dir)
         trainer = Trainer(built, run_dir, progress=progress, evaluator=_evaluator(cfg, built))
+        if warm is not None:
+            trainer.warm_start(warm[0], str(warm[1]))
         if trainer.is_main:
             write_run_files(run_dir, cfg, built.info, command, str(trainer.device))
+            if warm is not None:
+                _record_init(run_dir, *warm[1:])
     last = trainer.fit(on_step=on_step)
     return RunResult(run_dir=run_dir, config=cfg, steps=trainer.step, last_metrics=last)
 
 
+def _init_weights(spec: str | Path, built: Any) -> tuple[dict[str, Any], Path, dict[str, Any]]:
+    """``--init-from RUN[:STEP]``: the checkpoint's weights, checked against the new run's networks (refused with
+    the first tensor that does not fit), its path, and what to record about it."""
+    source, step = parse_init_from(spec)
+    src_cfg, _, _ = read_run(source)
+    ckpt = select_checkpoint(source, step)
+    weights, _, state = read_checkpoint(ckpt, with_training=False)
+    # Loading into the freshly built networks checks the fit before any directory exists; the Trainer loads
+    # them again (with the EMA copy) once it has moved the networks to their device.
+    load_weights(built.algorithm, weights, None,
+                 why=f"--init-from needs the same networks as {ckpt} ({src_cfg.name}): same architecture and data "
+                     "shape")
+    facts = {"run": str(source), "checkpoint": str(ckpt), "step": int(state["step"]), "recipe": src_cfg.name,
+             "ema": any(k.startswith("ema.") for k in weights)}
+    return weights, ckpt, facts
+
+
+def _record_init(run_dir: Path, ckpt: Path, facts: dict[str, Any]) -> None:
+    meta = json.loads((run_dir / "run.json").read_text())
+    meta["init_from"] = facts
+    atomic_write_text(run_dir / "run.json", json.dumps(meta, indent=1))
+    append_readme(run_dir, f"\nInitialised from {ckpt} (step {facts['step']} of a '{facts['recipe']}' run): its "
+                           f"network weights{' and EMA copy' if facts['ema'] else ''}; new optimizer state, "
+                           "step 0.\n")
+
+
 def write_run_files_config_only(run_dir: Path, cfg: Config) -> None:
     from .config import dump_yaml
-    from .train.checkpoint import atomic_write_text
     atomic_write_text(run_dir / "config.yaml", dump_yaml(cfg.to_dict()))
 
 
@@ -116,65 +157,6 @@ def _evaluator(cfg: Config, built: Any) -> Any:
         return None
     from .metrics.during_training import make_evaluator
     return make_evaluator(cfg, built)
-
-
-# ------------------------------------------------------------------------------------------- inference
-class Model:
-    """A trained generator loaded from a run directory (EMA weights when the run kept them)."""
-
-    def __init__(self, run_dir: Path, config: Config, info: DataInfo, algorithm: Algorithm,
-                 nets: dict[str, torch.nn.Module], step: int, device: torch.device):
-        self.run_dir, self.config, self.info = run_dir, config, info
-        self.algorithm, self.nets, self.step, self.device = algorithm, nets, step, device
-
-    @property
-    def value_range(self) -> tuple[float, float] | None:
-        return self.algorithm.value_range if self.info.kind == "image" else None
-
-    @torch.no_grad()
-    def sample(self, n: int, seed: int = 0, batch_size: int = 500, **controls: Any) -> torch.Tensor:
-        """``n`` samples as the model outputs them (images in its value range, NCHW), on the CPU."""
-        return self.sample_with_inputs(n, seed, batch_size, **controls)[0]
-
-    @torch.no_grad()
-    def sample_with_inputs(self, n: int, seed: int = 0, batch_size: int = 500,
-                           **controls: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
-        if n < 1:
-            raise ConfigError(f"number of samples must be >= 1, got {n}")
-        gen = torch.Generator().manual_seed(seed)
-        controls = {k: v for k, v in controls.items() if v is not None}
-        inputs = self.algorithm.sample_inputs(n, gen, self.device, **controls)
-        outs, labels = [], self.algorithm.sample_labels(inputs)
-        for i in range(0, n, batch_size):
-            part = {k: v[i:i + batch_size] for k, v in inputs.items()}
-            outs.append(self.algorithm.generate(part, self.nets).float().cpu())
-        return torch.cat(outs), None if labels is None else labels.cpu()
-
-    def images(self, n: int, seed: int = 0, **controls: Any) -> np.ndarray:
-        """uint8 N x H x W x C images (the layout FID tools read)."""
-        if self.value_range is None:
-            raise ConfigError("this model generates vectors, not images; use sample()")
-        return to_uint8(self.sample(n, seed, **controls), self.value_range).permute(0, 2, 3, 1).numpy()
-
-
-def load(run_dir: str | Path, device: str = "cpu", use_ema: bool = True) -> Model:
-    """Load the newest checkpoint of a run for sampling."""
-    run_dir = Path(run_dir)
-    cfg, info, _ = read_run(run_dir)
-    ckpt = require_checkpoint(run_dir)
-    weights, _, state = read_checkpoint(ckpt, with_training=False)
-    algo = build_algorithm(cfg, info)
-    ema = None
-    has_ema = any(k.startswith("ema.") for k in weights)
-    if has_ema:
-        ema = EMA({k: algo.nets[k] for k in algo.ema_networks}, decay=0.999)
-    load_weights(algo, weights, ema)
-    dev = resolve_device(device)
-    algo.to(dev).eval()
-    nets = dict(algo.nets.items())
-    if ema is not None and use_ema:
-        nets.update({k: m.to(dev).eval() for k, m in ema.shadow.items()})
-    return Model(run_dir, cfg, info, algo, nets, int(state["step"]), dev)
 
 
 def command_line() -> str:

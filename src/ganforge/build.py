@@ -92,7 +92,20 @@ def split_spectral_norm(params: dict[str, Any], accepted: dict[str, Any],
 
 
 def build_algorithm(cfg: Config, info: DataInfo) -> Algorithm:
-    """Networks, objective and algorithm for ``cfg`` on data described by ``info`` (seeded init)."""
+    """Networks, objective and algorithm for ``cfg`` on data described by ``info`` (seeded init).
+
+    Warnings raised while building (torch's "Initializing zero-element tensors is a no-op" for algorithm.latent_dim=0)
+    are held back until everything is built: when a later check refuses the config, its one line is the only output;
+    when the build succeeds, they are shown as usual."""
+    import warnings
+    with warnings.catch_warnings(record=True) as caught:
+        algo = _build_algorithm(cfg, info)
+    for w in caught:
+        warnings.showwarning(w.message, w.category, w.filename, w.lineno, w.file, w.line)
+    return algo
+
+
+def _build_algorithm(cfg: Config, info: DataInfo) -> Algorithm:
     cls, params = algorithm_params(cfg)
     check_groups(cfg, cls)
     if cls.needs_labels and info.num_classes < 2:
@@ -136,7 +149,40 @@ class Built:
     algorithm: Algorithm
 
 
+def describe_shape(info: DataInfo) -> str:
+    shape = "x".join(str(d) for d in info.sample_shape)
+    return f"{shape} images" if info.kind == "image" else f"vectors of shape {shape}"
+
+
+def check_data_fits(cfg: Config, algo: Algorithm, info: DataInfo) -> None:
+    """Make two samples with copies of the networks and compare their shape with the data's, so that a recipe
+    given the wrong kind of data (an image GAN on 2-D toy points, a fixed-size network on other sizes) is refused
+    with one line at build time, before any run directory exists, instead of failing inside the first step.
+
+    Copies, because a forward pass may change state (a virtual-BN layer keeps the first batch it sees as its
+    reference); eval mode and a private generator, so the run's own random streams are untouched."""
+    import copy
+    nets = {k: copy.deepcopy(v).eval() for k, v in algo.nets.items()}
+    where = f"recipe '{cfg.name}' on data {cfg.data.source}"
+    try:
+        with torch.no_grad():
+            inputs = algo.sample_inputs(2, torch.Generator().manual_seed(0), torch.device("cpu"))
+            out = algo.generate(inputs, nets)
+    except (RuntimeError, ValueError, IndexError) as e:
+        first = str(e).splitlines()[0][:160] if str(e) else type(e).__name__
+        raise DataError(f"{where}: the networks cannot run on {describe_shape(info)} ({first}); use data of the "
+                        "kind the recipe was written for, or a recipe for this data (ganforge list)") from None
+    made = tuple(out.shape[1:])
+    if made != tuple(info.sample_shape):
+        got = "x".join(str(d) for d in made)
+        raise DataError(f"{where}: networks.{algo.sampling_network} makes samples of shape {got} but the data holds "
+                        f"{describe_shape(info)}; use data of that shape (data.image_size / data.channels resize "
+                        "images), or a recipe for this data (e.g. a *-toy recipe for toy:*)")
+
+
 def build(cfg: Config) -> Built:
     ds = load_dataset(cfg)
     info = data_info(ds)
-    return Built(cfg, ds, info, build_algorithm(cfg, info))
+    algo = build_algorithm(cfg, info)
+    check_data_fits(cfg, algo, info)
+    return Built(cfg, ds, info, algo)

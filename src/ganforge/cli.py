@@ -1,7 +1,9 @@
 """The ``ganforge`` command line. Thin: parse, call the API, and turn user errors into one clear line.
 
-Exit codes: 0 success; 2 bad input (config, data, run directory, checkpoint) with a one-line message and no
-traceback; 130 interrupted (a checkpoint was written; resume with --resume).
+Exit codes: 0 success; 1 an internal error (a bug: one line, the full trace in RUN/error.log or a temporary file);
+2 bad input (config, data, run directory, checkpoint) with a one-line message and no traceback; 3 training diverged
+(a NaN / Inf loss or gradient; nothing saved, the last good checkpoint kept); 130 interrupted (a checkpoint was
+written; resume with --resume).
 """
 from __future__ import annotations
 
@@ -14,14 +16,17 @@ from typing import Any, Sequence
 
 EPILOG = """examples:
   ganforge list
+  ganforge train dcgan-mnist --print-config
   ganforge train dcgan-mnist --steps 2000 --out runs/dcgan
   ganforge train gan-toy --data toy:grid25 --set optim.G.lr=5e-4 --out runs/toy
   ganforge train --resume runs/dcgan --steps 4000
   ganforge train dcgan-mnist --time-limit 600 --precision bf16 --out runs/ten-minutes
   ganforge sample runs/dcgan --n 64 --out grid.png
   ganforge sample runs/dcgan --n 10000 --out samples.npz
+  ganforge sample runs/cgan --labels 0-9 --out classes.png
   ganforge eval runs/dcgan --metrics fid,kid,is,pr,dc,classes
   ganforge eval samples.npz --ref mnist5k?split=test
+  ganforge train dcgan-mnist --data my_images/ --out runs/mine
   ganforge info runs/dcgan
 """
 
@@ -35,19 +40,25 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
     ls = sub.add_parser("list", help="list recipes (and with --all: data sources, objectives, algorithms, networks)",
-                        description="List the recipes with their one-line description and source.")
+                        description="List the recipes by family, each with its description and the books or "
+                                    "papers it follows.")
     ls.add_argument("--all", action="store_true", help="also list data sources, objectives, algorithms, architectures")
-    ls.add_argument("--long", action="store_true", help="print each recipe's whole source text (every value's provenance)")
+    ls.add_argument("--long", action="store_true", help="add each recipe's whole source text (where every value "
+                    "comes from)")
 
     tr = sub.add_parser("train", help="train a recipe, or resume a run", formatter_class=argparse.RawDescriptionHelpFormatter,
                         description="Train a recipe (a name from `ganforge list` or a path to a YAML file), writing "
                                     "config, checkpoints, sample grids, metrics.jsonl and report.html to the run "
                                     "directory. Ctrl-C finishes the step, saves a checkpoint and stops.",
                         epilog="data sources: mnist5k (default), idx:DIR, folder:DIR, npz:FILE, cifar10:DIR, "
-                               "toy:ring8, toy:grid25\n--set takes any dotted key of the resolved config "
+                               "toy:ring8, toy:grid25,\n  or a bare path: a folder of images, a .npz, IDX files\n--set takes any dotted key of the resolved config "
                                "(see config.yaml in a run), e.g. --set optim.D.lr=1e-4 --set train.ema.enabled=true")
     tr.add_argument("recipe", nargs="?", help="recipe name or YAML path (omit with --resume)")
-    tr.add_argument("--data", metavar="SRC", help="data source, e.g. mnist5k, idx:~/mnist, folder:imgs/, npz:x.npz")
+    tr.add_argument("--print-config", action="store_true",
+                    help="print the resolved config (every settable key, YAML; the other flags applied) and exit "
+                         "without loading data or writing anything")
+    tr.add_argument("--data", metavar="SRC", help="data source, e.g. mnist5k, idx:~/mnist, folder:imgs/, npz:x.npz, "
+                    "or a bare path (imgs/, x.npz, ~/mnist): its kind is detected")
     tr.add_argument("--steps", type=int, metavar="N", help="total generator steps (with --resume: the new total)")
     tr.add_argument("--seed", type=int, metavar="S", help="run seed (data order, noise, initialisation)")
     tr.add_argument("--batch-size", type=int, metavar="B", help="batch size")
@@ -60,12 +71,16 @@ def _parser() -> argparse.ArgumentParser:
     tr.add_argument("--out", metavar="DIR", help="run directory (default: runs/RECIPE-TIMESTAMP)")
     tr.add_argument("--resume", metavar="RUN_DIR", help="continue a run exactly from its latest checkpoint")
     tr.add_argument("--force", action="store_true", help="use --out even if it holds a run (the old one is moved aside)")
-    tr.add_argument("--no-progress", action="store_true", help="no progress bar (logs still go to metrics.jsonl)")
+    tr.add_argument("--no-progress", action="store_true", help="no progress bar: one plain line per train.log_every "
+                    "steps instead (step/total, losses, steps/s, elapsed, ETA; also what a non-terminal stderr gets)")
+    tr.add_argument("--init-from", metavar="RUN[:STEP]", help="a new run starting from another run's network weights "
+                    "and EMA copy (its latest checkpoint, or STEP's), with fresh optimizers at step 0")
 
     sa = sub.add_parser("sample", help="generate samples from a trained run",
                         description="Generate samples from the newest checkpoint of a run (EMA weights if kept).")
     sa.add_argument("run_dir", help="a run directory")
-    sa.add_argument("--n", type=int, default=64, help="number of samples (default 64)")
+    sa.add_argument("--n", type=int, help="number of samples (default 64; with --labels: classes x --per-row, a row "
+                    "per class; with --code/--stage: 10 rows of --per-row); with those, --n must fill whole rows")
     sa.add_argument("--seed", type=int, default=0, help="noise seed (default 0)")
     sa.add_argument("--out", required=True, metavar="FILE",
                     help=".png: a grid; .npz: arr_0 uint8 NHWC images (+ labels for conditional models)")
@@ -84,23 +99,30 @@ def _parser() -> argparse.ArgumentParser:
                     help="the same noise down each column: 'same style, other digit' with --labels")
     sa.add_argument("--no-ema", action="store_true", help="use the raw generator even if the run kept an EMA copy")
     sa.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    sa.add_argument("--checkpoint", metavar="STEP|PATH", help="sample this checkpoint (a step the run kept, see "
+                    "`ganforge info`, or a checkpoint directory) instead of the newest")
 
     ev = sub.add_parser("eval", help="measure sample quality: FID, KID, IS, precision/recall, density/coverage, "
                         "classes, toy modes", formatter_class=argparse.RawDescriptionHelpFormatter,
                         description="Evaluate a run directory (samples drawn from its newest checkpoint), a .npz of "
                                     "samples (arr_0 uint8 NHWC, optional labels), an image folder, or a data source "
-                                    "against real data. Prints a table and writes eval.json (into the run directory, "
-                                    "or next to the .npz, or --json-out).",
+                                    "against real data, and print a table. Where the numbers are kept: for a run "
+                                    "directory, in RUN/evals/step-XXXXXXXX.json and RUN/eval.json, and its "
+                                    "report.html is rebuilt (ganforge info shows the latest); for a .npz, in "
+                                    "FILE.eval.json beside it; for a folder or a data source nowhere unless "
+                                    "--json-out FILE is given. The first evaluation against a new data set trains "
+                                    "its domain classifier (a minute or more on a CPU; cached).",
                         epilog="metrics: fid, kid (mean ± std over 100 subsets), is (10 splits), pr (precision/recall, "
                                "k=3),\n  dc (density/coverage, k=5), classes (class histogram, modes, KL to uniform, "
                                "label accuracy),\n  modes (2-D toy data: modes covered, high-quality share, reverse KL)\n"
                                "features: domain (default: ganforge's own classifier trained on the reference's "
-                               "labelled data,\n  cached; no download) or inception (the FID Inception network; needs "
-                               "pt_inception-2015-12-05-6726825d.pth)")
+                               "labelled data,\n  cached; no download; the table gives its held-out accuracy) or "
+                               "inception (the FID Inception\n  network; needs pt_inception-2015-12-05-6726825d.pth)\n"
+                               "the table: 3 significant digits; KID x10^3")
     ev.add_argument("target", help="run directory, samples .npz, image folder, or data source (e.g. mnist5k?split=test)")
     ev.add_argument("--metrics", metavar="LIST", help="comma-separated, e.g. fid,kid,is (default: all that apply)")
     ev.add_argument("--ref", metavar="SRC", help="real reference data (default: the run's training data), e.g. "
-                    "mnist5k, mnist5k?split=test, npz:real.npz, folder:imgs/, toy:ring8")
+                    "mnist5k, mnist5k?split=test, real.npz, imgs/, toy:ring8")
     ev.add_argument("--n", type=int, metavar="N", help="samples to draw from a run (default 5000) or to use from "
                     "a file/source (default all)")
     ev.add_argument("--seed", type=int, default=0, help="noise seed for a run's samples and metric subsets (default 0)")
@@ -108,68 +130,193 @@ def _parser() -> argparse.ArgumentParser:
                     help="feature network for FID/KID/IS/PR/DC (default domain)")
     ev.add_argument("--inception-weights", metavar="PATH", help="local pt_inception-2015-12-05-6726825d.pth "
                     "(or set GANFORGE_INCEPTION_WEIGHTS)")
-    ev.add_argument("--json-out", metavar="FILE", help="where to write eval.json")
+    ev.add_argument("--json-out", metavar="FILE", help="also write the result as JSON to FILE (the only way to keep "
+                    "the numbers of a folder or data source; a run directory keeps its own history anyway)")
     ev.add_argument("--no-ema", action="store_true", help="sample a run's raw generator even if it kept an EMA copy")
     ev.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    ev.add_argument("--checkpoint", metavar="STEP|PATH", help="a run directory: draw the samples from this "
+                    "checkpoint (a step the run kept, or a checkpoint directory) instead of the newest")
 
     inf = sub.add_parser("info", help="summarise a run directory", description="Show what a run is, how far it got, "
                          "its last metrics and where its files are.")
     inf.add_argument("run_dir")
     inf.add_argument("--json", action="store_true", help="print machine-readable JSON")
     inf.add_argument("--report", action="store_true", help="(re)write report.html")
+    inf.add_argument("--checkpoint", metavar="STEP|PATH", help="show this checkpoint (a step the run kept, or a "
+                     "checkpoint directory) as the run's progress instead of the newest")
     return p
 
 
 # ----------------------------------------------------------------------------------------- commands
-def _citation(source: str, limit: int = 110) -> str:
-    """The citation that opens a recipe's source text (the text up to its first ': '), on one line."""
-    depth, end = 0, len(source)
-    for i, ch in enumerate(source):
-        depth += (ch in "([") - (ch in ")]")
-        if depth == 0 and source.startswith(": ", i):
-            end = i
-            break
-    head = " ".join(source[:end].split())
+LIST_WIDTH = 100   # `ganforge list` fits a 100-column terminal
+
+
+def _citation(raw: dict[str, Any], limit: int = 200) -> str:
+    """A recipe's one-line citation: its ``citation`` field, else (recipes written before that field) the text
+    that opens its source, up to the first top-level ': ', with the seed numbers replaced by the texts' names."""
+    from .report.citations import name_sources
+    text = str(raw.get("citation") or "")
+    if not text:
+        source = str(raw.get("source") or "")
+        depth, end = 0, len(source)
+        for i, ch in enumerate(source):
+            depth += (ch in "([") - (ch in ")]")
+            if depth == 0 and source.startswith(": ", i):
+                end = i
+                break
+        text = source[:end]
+    head = " ".join(name_sources(text).split())
     return head if len(head) <= limit else head[:limit - 3].rstrip() + "..."
+
+
+def _wrapped(text: str, indent: int, first: str = "", width: int = LIST_WIDTH) -> list[str]:
+    import textwrap
+    return textwrap.wrap(" ".join(text.split()), width=width, initial_indent=" " * indent + first,
+                         subsequent_indent=" " * (indent + len(first)), break_on_hyphens=False,
+                         break_long_words=True) or [" " * indent + first.rstrip()]
 
 
 def cmd_list(args: argparse.Namespace) -> int:
     from .config import read_recipe, recipe_names
-    names = recipe_names()
-    width = max(len(n) for n in names) if names else 10
-    print("recipes (ganforge train NAME):")
-    for name in names:
-        raw = read_recipe(name)
-        print(f"  {name:<{width}}  {raw.get('description', '')}")
-        print(f"  {'':<{width}}  source: {raw.get('source', '') if args.long else _citation(raw.get('source', ''))}")
+    from .report.citations import FAMILIES, LEGEND, name_sources, recipe_family
+    raws = {name: read_recipe(name) for name in recipe_names()}
+    width = max((len(n) for n in raws), default=10)
+    indent = 2 + width + 2
+    groups: dict[str, list[str]] = {}
+    for name, raw in raws.items():
+        groups.setdefault(recipe_family(raw), []).append(name)
+    titles = dict(FAMILIES)
+    lines = ["recipes (ganforge train NAME), by family; `ganforge list --long` adds where each setting comes from"]
+    for key in [k for k, _ in FAMILIES] + sorted(k for k in groups if k not in titles):
+        if key not in groups:
+            continue
+        lines += ["", titles.get(key, key.capitalize())]
+        for name in groups[key]:
+            raw = raws[name]
+            desc = _wrapped(str(raw.get("description", "")), indent)
+            lines.append(f"  {name:<{width}}  " + desc[0].lstrip())
+            lines += desc[1:]
+            lines += _wrapped(_citation(raw), indent, "cites: ")
+            if args.long:
+                lines += _wrapped(name_sources(str(raw.get("source", ""))), indent, "source: ")
     if args.all:
         from .algorithms import algorithm_names
         from .data import source_help
         from .models import architectures
         from .objectives import objective_class, objective_names
-        print("\ndata sources (--data):")
+        lines += ["", "data sources (--data; a bare folder, .npz or IDX path is detected too):"]
         for k, h in source_help().items():
-            print(f"  {k:<10} {h}")
-        print("\nobjectives (--set objective.name=...):")
+            body = _wrapped(h, 13)
+            lines += [f"  {k:<10} " + body[0].lstrip()] + body[1:]
+        lines += ["", "objectives (--set objective.name=...):"]
         for k in objective_names():
-            print(f"  {k:<16} {objective_class(k).source}")
-        print("\nalgorithms:", ", ".join(algorithm_names()))
-        print("\nnetwork architectures (networks.X.arch):")
-        for (role, arch), src in architectures().items():
-            print(f"  {role:<14} {arch:<16} {src}")
+            body = _wrapped(name_sources(objective_class(k).source), 19)
+            lines += [f"  {k:<16} " + body[0].lstrip()] + body[1:]
+        lines += ["", *_wrapped("algorithms: " + ", ".join(algorithm_names()), 0)]
+        lines += ["", "network architectures (networks.X.arch):"]
+        archs = architectures()
+        rw = max((len(r) for r, _ in archs), default=8)
+        aw = max((len(a) for _, a in archs), default=8)
+        for (role, arch), src in archs.items():
+            body = _wrapped(name_sources(src), 2 + rw + 1 + aw + 2)
+            lines += [f"  {role:<{rw}} {arch:<{aw}}  " + body[0].lstrip()] + body[1:]
+        lines += ["", "texts named above:"] + [w for entry in LEGEND for w in _wrapped(entry, 2)]
+    print("\n".join(lines))
+    return 0
+
+
+def _yaml_value(v: Any) -> Any:
+    if isinstance(v, (tuple, list)):
+        return [_yaml_value(x) for x in v]
+    if isinstance(v, dict):
+        return {str(k): _yaml_value(x) for k, x in v.items()}
+    return v if v is None or isinstance(v, (bool, int, float, str)) else str(v)
+
+
+def _with_defaults(cls: Any, given: dict[str, Any], skip: tuple[str, ...] = ()) -> dict[str, Any]:
+    """A component's parameters: those the recipe gives, then every other one the constructor takes with its
+    default (required ones are filled in by the library from the data and the algorithm)."""
+    import inspect
+    from .config import signature_params
+    defaults = {k: _yaml_value(p.default) for k, p in signature_params(cls, skip).items()
+                if p.default is not inspect.Parameter.empty}
+    return {**defaults, **given}
+
+
+def resolved_config(cfg: Any) -> dict[str, Any]:
+    """``cfg.to_dict()`` (what a run's config.yaml holds) with every algorithm, objective and network parameter
+    the recipe leaves at its default written out, after checking the given ones against the constructors."""
+    from .algorithms import algorithm_class
+    from .build import SPECTRAL_NORM_KEYS
+    from .config import check_params, signature_params
+    from .models import CONTEXT_KEYS, network_class
+    from .objectives import objective_class
+    out = cfg.to_dict()
+    skip = ("nets", "objective", "data")
+    algo = algorithm_class(cfg.algorithm.name)
+    check_params(algo, cfg.algorithm.params, "algorithm", skip=skip)
+    out["algorithm"] = {"name": cfg.algorithm.name, **_with_defaults(algo, out["algorithm"], skip)}
+    obj = objective_class(cfg.objective.name)
+    check_params(obj, cfg.objective.params, "objective")
+    out["objective"] = {"name": cfg.objective.name, **_with_defaults(obj, out["objective"])}
+    for key, comp in cfg.networks.items():
+        role = algo.roles.get(key)
+        if role is None:
+            continue   # build() names the unknown network when training; here it is shown as given
+        net = network_class(role, comp.name, f"networks.{key}")
+        own = {k: v for k, v in comp.params.items() if k not in SPECTRAL_NORM_KEYS or k in signature_params(net)}
+        check_params(net, own, f"networks.{key}", skip=CONTEXT_KEYS)
+        params = _with_defaults(net, out["networks"][key], CONTEXT_KEYS)
+        if "spectral_norm" not in signature_params(net):
+            params.setdefault("spectral_norm", False)   # the builder's switch, available on every network
+        out["networks"][key] = {"arch": comp.name, **params}
+    return out
+
+
+def print_config(args: argparse.Namespace, overrides: dict[str, Any]) -> int:
+    """``ganforge train ... --print-config``: the config the same command would train, as YAML."""
+    from .api import collect_overrides
+    from .config import apply_overrides, build_config, dump_yaml, load_config
+    from .errors import ConfigError
+    changes = collect_overrides(overrides, {"steps": args.steps, "seed": args.seed, "batch_size": args.batch_size,
+                                            "data": args.data, "device": args.device, "precision": args.precision,
+                                            "time_limit_s": args.time_limit})
+    if args.resume:
+        from .train.rundir import read_run
+        cfg = build_config(apply_overrides(read_run(Path(args.resume))[0].to_dict(), changes))
+        what = f"--resume {args.resume}"
+    elif args.recipe:
+        cfg = load_config(args.recipe, changes)
+        what = args.recipe
+    else:
+        raise ConfigError("--print-config needs a recipe (see `ganforge list`) or --resume RUN_DIR")
+    print(f"# resolved config of `ganforge train {what}` with the given flags: every key below can be set with\n"
+          "# --set KEY=VALUE, and this file trains as it is: ganforge train FILE.yaml")
+    print(dump_yaml(resolved_config(cfg)), end="")
     return 0
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    import warnings
     from .api import command_line, train
     from .config import parse_set
     from .train.trainer import TrainingInterrupted
     overrides = parse_set(args.set)
+    if args.print_config:   # what would be trained, and stop: no data loaded, no directory touched
+        return print_config(args, overrides)
+
+    def one_line(message: Warning | str, category: type, filename: str, lineno: int, file: Any = None,
+                 line: str | None = None) -> None:   # a user sees the warning, not the source line that raised it
+        print(f"ganforge: warning: {message}", file=sys.stderr)
+
     try:
-        result = train(args.recipe, out=args.out, resume=args.resume, force=args.force,
-                       progress=not args.no_progress, overrides=overrides, command=command_line(),
-                       steps=args.steps, seed=args.seed, batch_size=args.batch_size, data=args.data,
-                       device=args.device, precision=args.precision, time_limit_s=args.time_limit)
+        with warnings.catch_warnings():   # restores the caller's warning display afterwards
+            warnings.showwarning = one_line
+            result = train(args.recipe, out=args.out, resume=args.resume, force=args.force,
+                           progress="log" if args.no_progress else True, overrides=overrides,
+                           command=command_line(), init_from=args.init_from,
+                           steps=args.steps, seed=args.seed, batch_size=args.batch_size, data=args.data,
+                           device=args.device, precision=args.precision, time_limit_s=args.time_limit)
     except TrainingInterrupted as e:
         run_dir = e.checkpoint.parent.parent
         print(f"ganforge: stopped by {e.signame} at step {e.step}; checkpoint {e.checkpoint} written. "
@@ -195,10 +342,12 @@ def cmd_sample(args: argparse.Namespace) -> int:
     from .data import to_uint8
     from .errors import ConfigError
     from .report import save_grid, save_scatter
+    from .cli_checks import check_sample_args
+    check_sample_args(args.n, args.nrow, args.per_row, Path(args.out))   # before loading, allocating or writing
     out = Path(args.out)
     if out.suffix not in (".png", ".npz"):
         raise ConfigError(f"--out must end in .png (a grid) or .npz (arrays), got '{out.name}'")
-    if args.n < 1:
+    if args.n is not None and args.n < 1:
         raise ConfigError(f"--n must be >= 1, got {args.n}")
     from .algorithms.controls import parse_code, parse_fix, parse_labels
     controls = {"label": args.label,
@@ -210,10 +359,11 @@ def cmd_sample(args: argparse.Namespace) -> int:
                 "per_row": args.per_row}
     if args.per_row is not None and args.per_row < 1:
         raise ConfigError(f"--per-row must be >= 1, got {args.per_row}")
-    model = load(args.run_dir, device=args.device, use_ema=not args.no_ema)
-    samples, labels = model.sample_with_inputs(args.n, seed=args.seed, **controls)
+    n = sample_count(args.n, controls, args)
+    model = load(args.run_dir, device=args.device, use_ema=not args.no_ema, step=args.checkpoint)
+    samples, labels = model.sample_with_inputs(n, seed=args.seed, **controls)
     layout = controls["labels"] or controls["traverse"] or controls["stage"] or args.per_row
-    nrow = args.nrow or (min(args.n, args.per_row or 10) if layout else None)
+    nrow = args.nrow or (min(n, args.per_row or 10) if layout else None)
     out.parent.mkdir(parents=True, exist_ok=True)
     if model.value_range is None:  # vector data
         if out.suffix == ".png":
@@ -234,8 +384,40 @@ def cmd_sample(args: argparse.Namespace) -> int:
             tmp = out.with_name(out.stem + ".tmp.npz")
             np.savez(tmp, **arrays)
             tmp.replace(out)
-    print(f"wrote {args.n} samples of {model.config.name} (step {model.step}) to {out}")
+    print(f"wrote {n} samples of {model.config.name} (step {model.step}) to {out}")
     return 0
+
+
+DEFAULT_SAMPLES = 64
+TRAVERSAL_ROWS = 10   # rows of a --code / --stage grid when --n is not given: one per noise draw
+
+
+def sample_count(n: int | None, controls: dict[str, Any], args: argparse.Namespace) -> int:
+    """How many samples ``ganforge sample`` draws. Layouts in which every row means something (a class per row
+    with --labels; a traversal per row with --code / --stage) need whole rows, and --labels needs every class
+    the same number of rows, else the last classes would silently be missing: the default is exactly that
+    (classes x per-row; 10 rows of per-row), and an explicit --n that is not is refused, naming the n that is."""
+    from .errors import ConfigError
+    cols = controls.get("per_row") or 10
+    labels = controls.get("labels")
+    if labels:
+        unit, default = len(labels) * cols, len(labels) * cols
+        what = (f"--labels {args.labels} lays out {len(labels)} classes, a row each, of {cols} samples "
+                f"(--per-row), so it needs a multiple of {unit}")
+    elif controls.get("traverse") or controls.get("stage"):
+        unit, default = cols, TRAVERSAL_ROWS * cols
+        flag = f"--code {args.code}" if controls.get("traverse") else f"--stage {args.stage}"
+        what = f"{flag} fills rows of {cols} samples (--per-row), so it needs a multiple of {cols}"
+    else:
+        return DEFAULT_SAMPLES if n is None else n
+    if n is None:
+        return default
+    if n % unit:
+        lower, upper = (n // unit) * unit, (n // unit + 1) * unit
+        choices = f"--n {lower} or --n {upper}" if lower else f"--n {upper}"
+        then = "" if default in (lower, upper) else f" (then {default})"
+        raise ConfigError(f"--n {n} does not fill whole rows: {what}; use {choices}, or leave --n out{then}")
+    return n
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -244,58 +426,63 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.n is not None and args.n < 2:
         raise ConfigError(f"--n must be at least 2, got {args.n}")
     target = Path(args.target).expanduser()
-    samples = load_target(args.target, args.n, seed=args.seed, device=args.device, use_ema=not args.no_ema)
+    samples = load_target(args.target, args.n, seed=args.seed, device=args.device, use_ema=not args.no_ema,
+                          checkpoint=args.checkpoint)
     metrics = parse_metrics(args.metrics, samples.kind)
     result = evaluate(samples, metrics, ref=args.ref, features=args.features,
                       inception_weights=args.inception_weights, device=args.device, seed=args.seed)
     result["metrics"] = metrics
-    if args.json_out:
-        out = Path(args.json_out)
-    elif is_run_dir(target):
-        out = target / "eval.json"
-    elif target.is_file():
-        out = target.with_name(target.stem + ".eval.json")
-    else:
-        out = Path("eval.json")
     print(format_table(result))
+    # Where the numbers go: a run directory keeps them in its history (and its report shows them); a samples file
+    # gets FILE.eval.json beside it; anything else (a data source, a folder) only prints, unless --json-out says
+    # where, so that evaluating real data never drops an eval.json into the working directory.
+    outs: list[Path] = [Path(args.json_out)] if args.json_out else []
+    if not args.json_out and target.is_file():
+        outs.append(target.with_name(target.stem + ".eval.json"))
     from .train.checkpoint import atomic_write_text
     try:
-        atomic_write_text(out, json.dumps(result, indent=1))
+        if is_run_dir(target):
+            from .report import record_eval, write_report
+            print(f"recorded {record_eval(target, result)} (and {target / 'eval.json'})")
+            print(f"updated {write_report(target)}")
+        for out in outs:
+            atomic_write_text(out, json.dumps(result, indent=1))
+            print(f"wrote {out}")
     except OSError as e:
-        raise ConfigError(f"cannot write {out} ({e.strerror}); pass --json-out FILE somewhere writable") from None
-    print(f"wrote {out}")
+        where = e.filename or (outs[0] if outs else target)
+        raise ConfigError(f"cannot write {where} ({e.strerror}); pass --json-out FILE somewhere writable") from None
+    if not outs and not is_run_dir(target):
+        print("(not saved: add --json-out FILE to keep these numbers)")
     return 0
 
 
 def run_summary(run_dir: Path) -> dict[str, Any]:
-    from .report import read_metrics
-    from .train.checkpoint import latest_checkpoint, list_checkpoints
+    from .report import latest_eval, read_metrics
+    from .train.checkpoint import latest_checkpoint, list_checkpoints, read_state
     from .train.rundir import read_run
-    cfg, info, meta = read_run(run_dir)
+    cfg, info, meta = read_run(run_dir)     # checks config.yaml, run.json and metrics.jsonl (one line if damaged)
     rows = read_metrics(run_dir)
     train_rows = [r for r in rows if r.get("kind", "train") == "train"]
-    evals = [r for r in rows if r.get("kind") == "eval"]
     ckpt = latest_checkpoint(run_dir)
-    step = 0
-    if ckpt is not None:
-        try:
-            step = json.loads((ckpt / "state.json").read_text())["step"]
-        except (OSError, ValueError, KeyError):
-            step = -1
+    # The step a damaged or hand-edited state.json claims is refused (CheckpointError), not shown as progress.
+    step = read_state(ckpt)["step"] if ckpt is not None else 0
     samples = sorted((run_dir / "samples").glob("step-*.png")) if (run_dir / "samples").is_dir() else []
-    return {"run_dir": str(run_dir), "recipe": cfg.name, "description": cfg.description, "source": cfg.source,
+    return {"run_dir": str(run_dir), "recipe": cfg.name, "description": cfg.description, "citation": cfg.citation,
+            "source": cfg.source,
             "data": cfg.data.source, "sample_shape": list(info.sample_shape), "num_classes": info.num_classes,
             "steps_done": step, "steps_total": cfg.train.steps, "checkpoint": str(ckpt) if ckpt else None,
             "checkpoints": [p.name for p in list_checkpoints(run_dir)], "command": meta.get("command"),
             "created": meta.get("created"), "device": meta.get("device"),
-            "last_train": train_rows[-1] if train_rows else None, "last_eval": evals[-1] if evals else None,
+            "last_train": train_rows[-1] if train_rows else None,
+            "last_eval": latest_eval(run_dir, scalars_only=True),   # `ganforge eval` history or eval_every rows
             "latest_samples": str(samples[-1]) if samples else None,
             "report": str(run_dir / "report.html") if (run_dir / "report.html").is_file() else None}
 
 
 def cmd_info(args: argparse.Namespace) -> int:
     run_dir = Path(args.run_dir)
-    s = run_summary(run_dir)
+    from .inference import checkpoint_facts   # --checkpoint: that checkpoint (and its step) instead of the newest
+    s = {**run_summary(run_dir), **checkpoint_facts(run_dir, args.checkpoint)}
     if args.report:
         from .report import write_report
         s["report"] = str(write_report(run_dir))
@@ -303,6 +490,8 @@ def cmd_info(args: argparse.Namespace) -> int:
         print(json.dumps(s, indent=1))
         return 0
     print(f"{s['recipe']}: {s['description']}")
+    if s.get("citation"):
+        print(f"  cites:      {s['citation']}")
     print(f"  source:     {s['source']}")
     print(f"  data:       {s['data']} (sample shape {s['sample_shape']}, {s['num_classes']} classes)")
     print(f"  progress:   step {s['steps_done']} of {s['steps_total']}; checkpoint {s['checkpoint']}")
@@ -339,3 +528,35 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:    # `ganforge list | head`: the reader left; say nothing more
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except Exception as e:     # a bug, not bad input: one line for the user, the whole trace in a file
+        return report_internal_error(e)
+
+
+def report_internal_error(exc: BaseException) -> int:
+    """Write the full traceback to RUN/error.log (or a temporary file when no run directory exists yet) and print
+    one line saying what failed and where the trace is; exit status 1."""
+    import tempfile
+    import time
+    import traceback
+    from .errors import current_run_dir
+    trace = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    run_dir = current_run_dir()
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+    text = f"{stamp} ganforge {' '.join(sys.argv[1:])}\n{trace}\n"
+    log = None
+    for folder in ([Path(str(run_dir))] if run_dir else []) + [Path(tempfile.gettempdir())]:
+        path = folder / "error.log" if folder != Path(tempfile.gettempdir()) else \
+            folder / f"ganforge-error-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
+        try:
+            with open(path, "a") as fh:
+                fh.write(text)
+            log = path
+            break
+        except OSError:
+            continue
+    first = (str(exc).splitlines() or [""])[0][:200]
+    where = f" in run {run_dir}" if run_dir else ""
+    trace_at = f"; full trace in {log}" if log else ""
+    print(f"ganforge: internal error{where}: {type(exc).__name__}: {first}{trace_at}. "
+          "This is a bug in ganforge, not in your input; please report it with that file", file=sys.stderr)
+    return 1

@@ -2,7 +2,8 @@
 
 A recipe is a YAML file (``src/ganforge/recipes/NAME.yaml`` or any path) with these sections::
 
-    name / description / source        what it is and where its settings come from (seed file + section)
+    name / description / citation / source   what it is, the books and papers it follows (one line), and
+                                             where each setting comes from in them
     data:       source, image_size, channels, sampling
     algorithm:  name (what one training step means) + that algorithm's parameters (latent size, n_critic, ...)
     networks:   one entry per network the algorithm uses, e.g. G: {arch: dcgan-book, ...}, D: {...}
@@ -19,6 +20,8 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import inspect
+import math
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -95,7 +98,8 @@ class TrainConfig:
     log_every: int = 50
     sample_every: int = 500
     checkpoint_every: int = 1000
-    keep_checkpoints: int = 2
+    keep_checkpoints: int = 2         # each save deletes all but the newest N checkpoints; raise it to keep older
+                                      # steps for `--checkpoint STEP` and `--init-from RUN:STEP`
     grid_size: int = 64               # samples in each progress grid (a square number reads best)
     eval_every: int = 0               # 0: no evaluation during training
     eval_metrics: list[str] = field(default_factory=list)
@@ -103,7 +107,7 @@ class TrainConfig:
     ema: EMAConfig = field(default_factory=EMAConfig)
     device: str = "auto"              # auto | cpu | cuda | cuda:N
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"
-    threads: int = 0                  # CPU threads for torch (0: torch's default)
+    threads: int = 0                  # CPU threads for torch (0: auto, the idle cores: train/threads.py)
     time_limit_s: float = 0.0         # stop cleanly (final checkpoint) after this much training time; 0: none
     # Speed and scale (train/trainer.py, train/distributed.py; bench/speed.py). The same computation either way, up
     # to float rounding (with dropout, channels_last draws its masks in memory order: other masks, same distribution).
@@ -111,6 +115,9 @@ class TrainConfig:
     channels_last: bool = False       # NHWC memory format for conv nets and image batches
     compile: bool = False             # torch.compile each trained network (compiles on the first steps)
     sync_bn: bool = False             # under torchrun: BatchNorm statistics over the global batch
+    # A non-finite (NaN / Inf) loss or gradient in an update: stop (at once, no checkpoint of the bad state, exit 3)
+    # or skip that optimizer step (weights and optimizer state unchanged; counted as nonfinite_skipped in metrics).
+    nonfinite: Literal["stop", "skip"] = "stop"
 
     def check(self, path: str) -> None:
         for key in ("steps", "batch_size", "log_every", "sample_every", "checkpoint_every", "keep_checkpoints",
@@ -120,6 +127,8 @@ class TrainConfig:
         for key in ("eval_every", "threads", "seed", "time_limit_s"):
             if getattr(self, key) < 0:
                 raise ConfigError(f"{path}.{key} must be >= 0, got {getattr(self, key)}")
+        if self.seed >= 2 ** 63:     # torch.manual_seed overflows above a signed 64-bit value (plus steps)
+            raise ConfigError(f"{path}.seed must be < 2**63, got {self.seed}")
         if self.eval_every and self.eval_samples < 2:
             raise ConfigError(f"{path}.eval_samples must be >= 2, got {self.eval_samples}")
         if not (self.device in ("auto", "cpu", "cuda", "mps") or self.device.startswith("cuda:")):
@@ -138,6 +147,7 @@ class Component:
 class Config:
     name: str
     description: str = ""
+    citation: str = ""     # the books and papers, by name, on one line (`ganforge list`, info, reports)
     source: str = ""
     data: DataConfig = field(default_factory=DataConfig)
     algorithm: Component = field(default_factory=lambda: Component("adversarial"))
@@ -154,6 +164,7 @@ class Config:
         return {
             "name": self.name,
             "description": self.description,
+            "citation": self.citation,
             "source": self.source,
             "data": _plain(dataclasses.asdict(self.data)),
             "algorithm": comp(self.algorithm, "name"),
@@ -181,6 +192,118 @@ def recipe_names() -> list[str]:
     return sorted(p.stem for p in recipe_dir().glob("*.yaml"))
 
 
+# ------------------------------------------------------------------------------------------- YAML reading
+# Recipes, --set values and a run's config.yaml are read with these limits. A real recipe is a few KB nested four
+# levels deep; the limits stop only inputs that would exhaust the machine or the parser before a word of
+# validation: a file given by mistake (a dataset, /dev/urandom copied to x.yaml), thousands of nested brackets
+# (PyYAML's composer recurses once per level: a RecursionError), and alias bombs ("billion laughs": nine aliases
+# of nine aliases ... expand to 10^9 nodes from 1 KB). A recipe never needs aliases, so they are refused outright
+# instead of being budgeted.
+MAX_YAML_BYTES = 1 << 20
+MAX_YAML_DEPTH = 32
+
+
+class _YAMLProblem(Exception):
+    """Raised inside the loader; ``load_yaml`` turns it into a one-line ConfigError naming the file or flag."""
+
+    def __init__(self, mark: Any, message: str):
+        super().__init__(message)
+        self.line = mark.line + 1 if mark is not None else None
+        self.message = message
+
+
+class _GuardedLoader(yaml.SafeLoader):
+    """SafeLoader that refuses aliases, nesting deeper than MAX_YAML_DEPTH and duplicate keys.
+
+    PyYAML keeps the last of two equal keys without a word, so a recipe with ``lr`` twice in one section would
+    silently train with the second value."""
+
+    _depth = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise _YAMLProblem(event.start_mark, f"uses the YAML alias *{event.anchor}, which ganforge does not "
+                                                 "accept (aliases can expand exponentially); write the value out")
+        self._depth += 1
+        try:
+            if self._depth > MAX_YAML_DEPTH:
+                raise _YAMLProblem(self.peek_event().start_mark,
+                                   f"nests more than {MAX_YAML_DEPTH} levels deep (a recipe needs about 4); "
+                                   "remove the extra brackets or indentation")
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+        if isinstance(node, yaml.MappingNode):
+            seen: dict[Any, int] = {}
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    first = seen.get(key)
+                except TypeError:          # an unhashable key: SafeLoader's own error reports it below
+                    continue
+                if first is not None:
+                    raise _YAMLProblem(key_node.start_mark, f"repeats the key '{key}' (first on line {first}); "
+                                                            "YAML would silently keep the last one: delete one")
+                seen[key] = key_node.start_mark.line + 1
+        return super().construct_mapping(node, deep)
+
+
+def _yaml_error_text(e: yaml.YAMLError) -> tuple[str, str]:
+    """(" line N" or "", the problem on one line) for any PyYAML error."""
+    mark = getattr(e, "problem_mark", None) or getattr(e, "context_mark", None)
+    where = f" line {mark.line + 1}" if mark is not None else ""
+    if isinstance(e, yaml.reader.ReaderError):
+        what = (f"character #x{e.character:04x} at position {e.position} is not allowed in YAML"
+                if isinstance(e.character, int) else f"bytes at position {e.position} are not valid {e.encoding}")
+    else:
+        what = ": ".join(str(x) for x in (getattr(e, "context", None), getattr(e, "problem", None)) if x) or str(e)
+    return where, " ".join(what.split())
+
+
+def load_yaml(text: str, where: str, hint: str = "check the quotes, brackets and indentation there",
+              lines: bool = True) -> Any:
+    """Parse YAML text with the limits above; every problem is a ConfigError ``{where} line N ...`` (without the
+    line number when ``lines`` is false: a one-line --set value)."""
+    if len(text) > MAX_YAML_BYTES:
+        raise ConfigError(f"{where} is {len(text):,} characters of YAML; ganforge reads at most {MAX_YAML_BYTES:,}")
+    loader = _GuardedLoader(text)
+    try:
+        return loader.get_single_data()
+    except _YAMLProblem as p:
+        line = f" line {p.line}" if p.line is not None and lines else ""
+        raise ConfigError(f"{where}{line} {p.message}") from None
+    except yaml.YAMLError as e:
+        line, what = _yaml_error_text(e)
+        raise ConfigError(f"{where}{line if lines else ''} is not valid YAML ({what}); {hint}") from None
+    finally:
+        loader.dispose()
+
+
+def read_yaml_file(path: Path, what: str) -> Any:
+    """A YAML file's data (``what`` names it in messages: "recipe", "run config"); size, encoding and syntax are
+    checked before anything is built from it."""
+    try:
+        size = path.stat().st_size
+        if size > MAX_YAML_BYTES:
+            raise ConfigError(f"{what} {path} is {size:,} bytes; ganforge reads YAML files of at most "
+                              f"{MAX_YAML_BYTES:,} bytes (is this the right file?)")
+        data = path.read_bytes()
+    except OSError as e:
+        raise ConfigError(f"cannot read {what} {path}: {e.strerror or e}") from None
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = data[:e.start].count(b"\n") + 1
+        raise ConfigError(f"{what} {path} line {line} is not UTF-8 text (byte 0x{data[e.start]:02x}); "
+                          "save the file as UTF-8") from None
+    return load_yaml(text, f"{what} {path}")
+
+
 def read_recipe(name_or_path: str) -> dict[str, Any]:
     """Load a recipe's raw YAML by name (``dcgan-mnist``) or by path to a ``.yaml`` file."""
     path = Path(name_or_path)
@@ -194,21 +317,20 @@ def read_recipe(name_or_path: str) -> dict[str, Any]:
             close = difflib.get_close_matches(name_or_path, recipe_names(), n=1)
             hint = f" (did you mean '{close[0]}'?)" if close else ""
             raise ConfigError(f"unknown recipe '{name_or_path}'{hint}; `ganforge list` shows the recipes")
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark else ""
-        raise ConfigError(f"recipe {path}{where} is not valid YAML: {getattr(e, 'problem', e)}") from None
-    except OSError as e:
-        raise ConfigError(f"cannot read recipe {path}: {e.strerror}") from None
+    raw = read_yaml_file(path, "recipe")
     if not isinstance(raw, dict):
-        raise ConfigError(f"recipe {path} must be a YAML mapping of sections (data, networks, ...)")
+        got = "empty" if raw is None else f"a YAML {_yaml_kind(raw)}"
+        raise ConfigError(f"recipe {path} is {got}; it must be a YAML mapping of sections (name, data, networks, "
+                          "...), see `ganforge list --long`")
     raw.setdefault("name", path.stem)
     return raw
 
 
 # ------------------------------------------------------------------------------------------- overrides
+def _yaml_kind(x: Any) -> str:
+    return "list" if isinstance(x, list) else "mapping" if isinstance(x, dict) else f"scalar ({x!r:.40})"
+
+
 def parse_set(items: list[str]) -> dict[str, Any]:
     """``["train.steps=100", "optim.D.lr=1e-4"]`` -> {"train.steps": 100, "optim.D.lr": 1e-4}."""
     out: dict[str, Any] = {}
@@ -217,10 +339,11 @@ def parse_set(items: list[str]) -> dict[str, Any]:
         key = key.strip()
         if not sep or not key or any(not part for part in key.split(".")):
             raise ConfigError(f"--set expects key=value with a dotted key such as train.batch_size=32, got '{item}'")
-        try:
-            out[key] = yaml.safe_load(text) if text.strip() else ""
-        except yaml.YAMLError:
-            out[key] = text
+        # Refused, not passed on as raw text: an unclosed quote or bracket is a typo, and the raw text would then
+        # reach the config as a string the user did not mean (e.g. name='"abc').
+        out[key] = load_yaml(text, f"--set {key}={text}",
+                             hint=f"quote a string value as YAML, e.g. --set {key}='\"text\"'",
+                             lines=False) if text.strip() else ""
     return out
 
 
@@ -296,24 +419,31 @@ def coerce(value: Any, tp: Any, path: str) -> Any:
             return value
         if isinstance(value, float) and value.is_integer():
             return int(value)
-        if isinstance(value, str):
-            try:
-                f = float(value)
-            except ValueError:
-                raise bad from None
-            if f.is_integer():
+        # A string is not an int ("64" in quotes, "abc"), except the exponent form YAML 1.1 leaves as a string
+        # (steps: 1e5 loads as "1e5"), taken when it is a whole number.
+        if isinstance(value, str) and _YAML11_EXPONENT.fullmatch(value.strip()):
+            f = float(value)
+            if math.isfinite(f) and f.is_integer():
                 return int(f)
+        if isinstance(value, str):
+            raise ConfigError(f"{path} must be int, got the string {value!r}; write a whole number without quotes")
         raise bad
     if tp is float:
         if isinstance(value, bool):
             raise bad
-        if isinstance(value, (int, float)):
-            return float(value)
         if isinstance(value, str):  # YAML 1.1 reads "1e-4" (no dot) as a string
             try:
-                return float(value)
+                value = float(value)
             except ValueError:
                 raise bad from None
+        if isinstance(value, (int, float)):
+            try:
+                f = float(value)
+            except OverflowError:
+                raise ConfigError(f"{path} is too large for a float, got {value!r}") from None
+            if not math.isfinite(f):    # inf / nan pass every "> 0" check and poison training silently
+                raise ConfigError(f"{path} must be a finite number, got {value!r}")
+            return f
         raise bad
     if tp is str:
         if isinstance(value, str):
@@ -337,6 +467,22 @@ def coerce(value: Any, tp: Any, path: str) -> Any:
     if dataclasses.is_dataclass(tp):
         return build_dataclass(tp, value, path)
     return value
+
+
+_YAML11_EXPONENT = re.compile(r"[-+]?[0-9][0-9_]*(\.[0-9_]*)?[eE][-+]?[0-9]+")
+
+
+def check_finite(x: Any, path: str) -> None:
+    """Refuse NaN / inf anywhere in a raw config (also in parameters whose type is not declared): they pass
+    range checks such as ``lr > 0`` and turn training into NaNs without an error."""
+    if isinstance(x, float) and not math.isfinite(x):
+        raise ConfigError(f"{path or 'config'} is {x}; every number in a config must be finite")
+    if isinstance(x, dict):
+        for k, v in x.items():
+            check_finite(v, f"{path}.{k}" if path else str(k))
+    elif isinstance(x, (list, tuple)):
+        for i, v in enumerate(x):
+            check_finite(v, f"{path}[{i}]")
 
 
 def _unknown_key(path: str, key: str, valid: list[str]) -> ConfigError:
@@ -406,6 +552,9 @@ def _component(raw: Any, path: str, key: str = "name") -> Component:
 def build_config(raw: dict[str, Any]) -> Config:
     """Validate a raw recipe dict (after overrides) into a Config. Component parameters are checked later,
     against their registered classes, by ``ganforge.build``."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"a config must be a mapping of sections (name, data, networks, ...), got {_yaml_kind(raw)}")
+    check_finite(raw, "")
     known = {f.name for f in dataclasses.fields(Config)}
     for key in raw:
         if key not in known:
@@ -422,6 +571,7 @@ def build_config(raw: dict[str, Any]) -> Config:
     return Config(
         name=name,
         description=str(raw.get("description", "")),
+        citation=str(raw.get("citation", "")),
         source=str(raw.get("source", "")),
         data=build_dataclass(DataConfig, raw.get("data"), "data"),
         algorithm=_component(raw.get("algorithm", "adversarial"), "algorithm"),
@@ -436,5 +586,12 @@ def load_config(recipe: str, overrides: dict[str, Any] | None = None) -> Config:
     return build_config(apply_overrides(read_recipe(recipe), overrides or {}))
 
 
+class _NoAliasDumper(yaml.SafeDumper):
+    """Never writes anchors / aliases (for a value that appears twice): the loader above refuses them."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
 def dump_yaml(data: dict[str, Any]) -> str:
-    return yaml.safe_dump(data, sort_keys=False, default_flow_style=None, width=110)
+    return yaml.dump(data, Dumper=_NoAliasDumper, sort_keys=False, default_flow_style=None, width=110)

@@ -27,3 +27,18 @@ class CheckpointError(GanforgeError):
 
 class RunDirError(GanforgeError):
     """Output directory conflicts (exists without --resume/--force, not a run, ...)."""
+
+
+class _RunContext:
+    """The run directory the current command works in, so that an unexpected failure can be logged there."""
+
+    run_dir: "object | None" = None
+
+
+def note_run_dir(path: object) -> None:
+    """Called once a command has a run directory (new or resumed): an internal error's trace goes there."""
+    _RunContext.run_dir = path
+
+
+def current_run_dir() -> "object | None":
+    return _RunContext.run_dir

@@ -1,6 +1,6 @@
 """Regularizers: terms added to a network's loss, or in-place constraints applied after its update.
 
-Each is a pure function (or, for historical averaging, a small state holder) with keyword hyperparameters, so the
+Each is a pure function (or, for historical averaging, a small module holding the running mean) with keyword hyperparameters, so the
 training algorithm can call it where the method's source says:
 
 =========================  ==========================================  =============================================
@@ -11,8 +11,7 @@ r1_penalty                 + R1 to the discriminator loss (reals)      Mescheder
 clip_weights_              after each critic update (in place)         Arjovsky et al. 2017; seed 000 eq. 5.1.20
 orthogonal_regularization  + R_beta(W) to the generator loss           Brock et al. 2019; seed 002 part 2 sec. 4
 feature_matching_loss      the generator loss (replaces or adds)       Salimans et al. 2016; seed 002 part 2 sec. 2
-HistoricalAverage          + ||theta - mean theta||^2 to a player      Salimans et al. 2016; seed 002 part 2 sec. 2
-HistoricalAverageBuffers   the same, its mean saved with the weights    (what ``algorithms/adversarial.py`` uses)
+HistoricalAverageBuffers   + ||theta - mean theta||^2 to a player      Salimans et al. 2016; seed 002 part 2 sec. 2
 =========================  ==========================================  =============================================
 
 One-sided label smoothing is a parameter of the classic objectives (``objective.real_label``), and spectral
@@ -24,13 +23,12 @@ squared gradient norm under- or overflows easily in half precision.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 import torch
 import torch.nn as nn
 from torch.nn.utils import parametrize
 
-from .errors import CheckpointError, ConfigError
+from .errors import ConfigError
 
 Critic = Callable[[torch.Tensor], torch.Tensor]
 
@@ -50,8 +48,9 @@ def _input_gradients(critic: Critic, inputs: torch.Tensor) -> torch.Tensor:
     return grads.flatten(1)
 
 
-def gradient_penalty(critic: Critic, real: torch.Tensor, fake: torch.Tensor, center: float = 1.0,
-                     generator: torch.Generator | None = None) -> torch.Tensor:
+def gradient_penalty(critic: Callable[..., torch.Tensor], real: torch.Tensor, fake: torch.Tensor, center: float = 1.0,
+                     generator: torch.Generator | None = None,
+                     cond: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
     """WGAN-GP's two-sided penalty ``E_{x_hat}[(||grad_x D(x_hat)||_2 - center)^2]``, without the weight lambda.
 
     ``x_hat = eps * x_real + (1 - eps) * x_fake`` with one ``eps ~ U[0, 1)`` per sample (Gulrajani et al. 2017,
@@ -60,6 +59,11 @@ def gradient_penalty(critic: Critic, real: torch.Tensor, fake: torch.Tensor, cen
     paper's target norm; 0 gives the zero-centred variant. ``generator`` (optional) makes the interpolation
     coefficients reproducible; it may live on the CPU while the data is on an accelerator. ``real`` and ``fake`` are
     detached: the penalty trains only the critic.
+
+    ``cond`` = (condition of the real batch, condition of the fake batch), e.g. one-hot labels, for a conditional
+    critic called as ``critic(x, condition)``: the conditions are interpolated with the same eps (a point between a
+    real pair and a fake pair, as the unconditional x_hat lies between a real and a fake sample) and held constant;
+    the gradient is taken with respect to x only.
     """
     if real.shape != fake.shape:
         raise ValueError(f"gradient_penalty interpolates real and fake samples one to one, got shapes "
@@ -69,7 +73,17 @@ def gradient_penalty(critic: Critic, real: torch.Tensor, fake: torch.Tensor, cen
     eps = torch.rand(batch, generator=generator, device=draw_on, dtype=torch.float32).to(real.device)
     eps = eps.view(batch, *([1] * (real.dim() - 1)))
     interpolates = eps * real.detach().float() + (1.0 - eps) * fake.detach().float()
-    norms = torch.linalg.vector_norm(_input_gradients(critic, interpolates), dim=1)
+    if cond is not None:
+        cond_real, cond_fake = (c.detach().float() for c in cond)
+        if cond_real.shape != cond_fake.shape or len(cond_real) != batch:
+            raise ValueError(f"gradient_penalty needs one condition per sample for real and fake, got shapes "
+                             f"{tuple(cond_real.shape)} and {tuple(cond_fake.shape)} for a batch of {batch}")
+        ceps = eps.view(batch, *([1] * (cond_real.dim() - 1)))
+        condition = ceps * cond_real + (1.0 - ceps) * cond_fake
+        scores: Critic = lambda x: critic(x, condition)   # noqa: E731
+    else:
+        scores = critic
+    norms = torch.linalg.vector_norm(_input_gradients(scores, interpolates), dim=1)
     return (norms - center).square().mean()
 
 
@@ -164,69 +178,17 @@ def feature_matching_loss(real_features: torch.Tensor, fake_features: torch.Tens
     return (real_mean - fake_mean).square().sum()
 
 
-class HistoricalAverage:
-    """Historical averaging: a penalty ``||theta - (1/t) sum_{i=1..t} theta[i]||^2`` on a network's parameters.
-
-    Salimans et al. 2016 section 3.3; seed 002 part 2 section 2. Call ``update(net)`` after every optimizer step of
-    that network (and once before training, so the average starts at the initial parameters); add
-    ``weight * penalty(net)`` to its loss. The paper gives no weight; choose it in the recipe. The running mean is
-    exact (not exponential): ``mean_t = mean_{t-1} + (theta_t - mean_{t-1}) / t``.
-    """
-
-    def __init__(self) -> None:
-        self.steps = 0
-        self.means: dict[str, torch.Tensor] = {}
-
-    @staticmethod
-    def _trained(net: nn.Module) -> dict[str, torch.Tensor]:
-        return {name: p for name, p in net.named_parameters() if p.requires_grad}
-
-    @torch.no_grad()
-    def update(self, net: nn.Module) -> None:
-        """Add the network's current parameters to the average."""
-        self.steps += 1
-        for name, parameter in self._trained(net).items():
-            current = parameter.detach().float()
-            if name not in self.means:
-                self.means[name] = current.clone()
-            else:
-                self.means[name] += (current - self.means[name]) / self.steps
-
-    def penalty(self, net: nn.Module) -> torch.Tensor:
-        """``sum over parameters of ||theta - mean theta||^2``; zero before the first ``update``."""
-        parameters = self._trained(net)
-        first = next(iter(parameters.values()), None)
-        total = torch.zeros((), device=first.device if first is not None else None)
-        if self.steps == 0:
-            return total
-        missing = sorted(set(parameters) - set(self.means))
-        if missing:
-            raise ValueError(f"historical average has no running mean for {', '.join(missing[:3])}; "
-                             "it was built for a different network")
-        for name, parameter in parameters.items():
-            total = total + (parameter.float() - self.means[name].to(parameter.device)).square().sum()
-        return total
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"steps": self.steps, "means": {name: mean.clone() for name, mean in self.means.items()}}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        if "steps" not in state or "means" not in state:
-            raise CheckpointError("the historical-average state in the checkpoint lacks 'steps' or 'means'; "
-                                  "the checkpoint is from another version or corrupt -- start a fresh run")
-        self.steps = int(state["steps"])
-        self.means = {name: torch.as_tensor(mean).float().clone() for name, mean in state["means"].items()}
-
-
 class HistoricalAverageBuffers(nn.Module):
     """Historical averaging of one network, with the running mean held in buffers.
 
-    Same penalty as ``HistoricalAverage`` (Salimans et al. 2016 section 3.3; seed 002 part 2 section 2:
-    ``||theta - (1/t) sum_{i=1..t} theta[i]||^2``), but the mean is a set of float32 buffers (``mean_0``, ``mean_1``,
-    ... in the order of ``net.parameters()``, and ``steps``), so a training algorithm can attach it to the network as
-    a submodule and the mean is checkpointed with the weights (safetensors), restored on resume, and never goes
+    The penalty ``||theta - (1/t) sum_{i=1..t} theta[i]||^2`` (Salimans et al. 2016 section 3.3; seed 002 part 2
+    section 2; the paper gives no weight: the recipe chooses it), with the exact (not exponential) running mean
+    ``mean_t = mean_{t-1} + (theta_t - mean_{t-1}) / t`` held in float32 buffers (``mean_0``, ``mean_1``, ... in the
+    order of ``net.parameters()``, and ``steps``), so a training algorithm can attach it to the network as a
+    submodule and the mean is checkpointed with the weights (safetensors), restored on resume, and never goes
     through JSON. It starts from the network's parameters at construction, i.e. the initial parameters count as
-    theta[1]; every ``update(net)`` adds the current parameters.
+    theta[1]; call ``update(net)`` after every optimizer step of that network and add ``weight * penalty(net)`` to
+    its loss.
     """
 
     def __init__(self, net: nn.Module) -> None:

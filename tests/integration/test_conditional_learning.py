@@ -15,6 +15,8 @@ import torch
 import ganforge
 from ganforge.data import load_source, prepare
 
+from conftest import learned
+
 SIZE = 16
 FAST = {"data.image_size": SIZE, "networks.G.filters": [32, 16, 8], "networks.D.filters": [8, 16, 32, 64],
         "train.batch_size": 32, "optim.D.lr": 2e-3, "optim.G.lr": 2e-3, "train.threads": 1,
@@ -42,12 +44,15 @@ def label_accuracy(algorithm, nets, means: torch.Tensor, n: int = 500) -> float:
     return float((torch.cdist(images, means).argmin(1) == inputs["y"]).float().mean())
 
 
-# The book's label-plane CGAN D needs the most steps to start using the label (250 steps for 70% here); with seed
-# 002's matching-aware term (real image + wrong label scored as fake) it gets there in fewer, so that is what runs.
+# The book's label-plane CGAN D needs the most steps to start using the label; with the survey e-book's
+# matching-aware term (real image + wrong label scored as fake) it gets there in fewer, so that is what runs.
+# 250 steps: at 120-200 the label was still taking hold (ACGAN 0.29-0.80 at 120 steps over seeds 0-2 and CPU kinds);
+# at 250, measured 0.86-0.94 (ACGAN), 0.79-0.87 (projection), 0.95-0.99 (CGAN) on an AVX-512 Xeon and with AVX2
+# kernels, seeds 0-2.
 @pytest.mark.parametrize("recipe,steps,extra", [
-    ("acgan-mnist", 120, {}),
-    ("cgan-projection-mnist", 200, {}),
-    ("cgan-mnist", 175, {"algorithm.mismatch_weight": 1.0}),
+    ("acgan-mnist", 250, {}),
+    ("cgan-projection-mnist", 250, {}),
+    ("cgan-mnist", 250, {"algorithm.mismatch_weight": 1.0}),
 ])
 def test_conditional_run_makes_the_label_control_the_digit(recipe, steps, extra, class_means, tmp_path):
     accuracy = {}
@@ -58,8 +63,8 @@ def test_conditional_run_makes_the_label_control_the_digit(recipe, steps, extra,
 
     run = ganforge.train(recipe, steps=steps, out=tmp_path / "run", progress=False, overrides={**FAST, **extra},
                          on_step=probe)
-    assert accuracy[1] < 0.2, accuracy                      # one update in: the label does nothing yet
-    assert accuracy[steps] > 0.4, accuracy                  # 4x chance
+    learned("label accuracy after one step", accuracy[1], 0.2, higher=False)   # the label does nothing yet
+    learned(f"label accuracy after {steps} steps", accuracy[steps], 0.4, chance=0.1)   # 4x chance
     # and the trained model, reloaded from its checkpoint, gives the same figure (sampling path = training path)
     model = ganforge.load(run.run_dir)
     assert abs(label_accuracy(model.algorithm, model.nets, class_means) - accuracy[steps]) < 1e-6

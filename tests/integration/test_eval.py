@@ -9,7 +9,7 @@ import torch
 
 import ganforge
 from ganforge.train.checkpoint import latest_checkpoint, read_checkpoint
-from tests.conftest import run_cli
+from tests.conftest import learned, run_cli
 
 TINY = {"networks.G.hidden": [32], "networks.D.hidden": [16], "train.batch_size": 16, "train.log_every": 5,
         "train.sample_every": 100, "train.checkpoint_every": 100, "train.grid_size": 4}
@@ -27,7 +27,8 @@ def test_domain_classifier_is_accurate_on_held_out_digits():
     from ganforge.metrics.domain import domain_classifier
     clf = domain_classifier("mnist5k")
     assert clf.test_size == 1000 and clf.train_size == 4000
-    assert clf.test_accuracy >= 0.98
+    # measured 0.983 (AMD EPYC, AVX2) and 0.983 (Xeon, AVX-512); the bound allows 3x that error rate
+    learned("domain LeNet held-out error rate", 1 - clf.test_accuracy, 0.05, higher=False)
 
 
 def test_eval_every_logs_metrics_and_leaves_training_unchanged(evaluated_run, tmp_path):
@@ -67,7 +68,9 @@ def test_real_vs_real_beats_an_untrained_generator(evaluated_run, tmp_path, caps
                             tmp_path / "rr.json", "--metrics", "fid,is,classes"], capsys)
     assert code == 0, err
     rr = json.loads((tmp_path / "rr.json").read_text())
-    assert rr["label_accuracy"] >= 0.98 and rr["modes"] == 10 and rr["is"] > 8.5
+    learned("real held-out digits: label error rate", 1 - rr["label_accuracy"], 0.05, higher=False)
+    learned("real held-out digits: Inception Score (domain features)", rr["is"], 5.0, chance=1.0)
+    assert rr["modes"] == 10, rr
     code, _, err = run_cli(["eval", evaluated_run.run_dir, "--n", "1000", "--ref", "mnist5k?split=train",
                             "--metrics", "fid", "--json-out", tmp_path / "gan.json"], capsys)
     assert code == 0, err
@@ -81,7 +84,7 @@ def test_eval_npz_with_labels(evaluated_run, tmp_path, capsys):
     code, out, err = run_cli(["eval", tmp_path / "real.npz", "--ref", "mnist5k", "--metrics", "classes"], capsys)
     assert code == 0, err
     result = json.loads((tmp_path / "real.eval.json").read_text())
-    assert result["label_accuracy"] >= 0.98
+    learned("real digits from an npz: label error rate", 1 - result["label_accuracy"], 0.05, higher=False)
 
 
 @pytest.mark.parametrize("case, fragment", [

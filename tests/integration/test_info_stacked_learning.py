@@ -19,7 +19,7 @@ from ganforge.data.mnist5k import split_train_test
 from ganforge.metrics.code_purity import code_purity
 from ganforge.train.checkpoint import latest_checkpoint, read_checkpoint
 
-from conftest import run_cli
+from conftest import learned, run_cli
 
 QUIET = {"train.threads": 1, "train.log_every": 50, "train.sample_every": 1000, "train.grid_size": 4,
          "train.batch_size": 32}
@@ -67,7 +67,9 @@ def test_infogan_categorical_code_takes_hold(tmp_path, judge, capsys):
     images, codes = _balanced(ganforge.load(run.run_dir).sample_with_inputs)
     after = code_purity(codes, classify(images), 10, 10)
     # measured: 0.38 after 150 steps (0.1-0.15 untrained); chance, a code the images ignore, is ~0.13 here
-    assert after.purity > 0.3 and after.purity > before + 0.15, (before, after.purity)
+    # measured 0.39-0.50 (gain 0.23-0.35) on seeds 0-2, AVX-512 Xeon and AVX2 kernels
+    learned("categorical-code purity after 150 steps", after.purity, 0.25, chance=0.13)
+    learned("purity gain over the untrained generator", after.purity - before, 0.1, chance=0.0)
     assert np.isfinite(run.last_metrics["g_c1_loss"]) and "d_label_acc" in run.last_metrics
     # npz export: `labels` holds the categorical code of each sample
     code, _, _ = run_cli(["sample", run.run_dir, "--n", "20", "--labels", "0-9", "--per-row", "2",
@@ -85,10 +87,12 @@ def test_stackedgan_labels_survive_both_stages(tmp_path, judge):
     images, labels = _balanced(model.sample_with_inputs)
     accuracy = float((classify(images) == labels).float().mean())
     # measured: 0.65 after 150 steps; chance is 0.1
-    assert accuracy > 0.35, accuracy
+    # measured 0.47-0.64 on seeds 0-2, AVX-512 Xeon and AVX2 kernels
+    learned("label accuracy through both stages after 150 steps", accuracy, 0.25, chance=0.1)
     # the encoder was pretrained once (a setup row with its held-out accuracy) and stayed frozen since
     setup = [r for r in _metrics(run.run_dir) if r.get("kind") == "setup"]
-    assert len(setup) == 1 and setup[0]["encoder_test_accuracy"] > 0.6
+    assert len(setup) == 1
+    learned("pretrained encoder held-out accuracy", setup[0]["encoder_test_accuracy"], 0.45, chance=0.1)
     _, test = split_train_test(load_source("mnist5k"), test_per_class=100, seed=0)
     after = model.algorithm.encoder_accuracy(test.x, test.y)
     assert after == pytest.approx(setup[0]["encoder_test_accuracy"], abs=1e-4)

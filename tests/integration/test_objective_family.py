@@ -14,6 +14,8 @@ from ganforge.data.toy2d import mode_centers
 from ganforge.train.checkpoint import latest_checkpoint, read_checkpoint
 from ganforge.train.trainer import Trainer, _Context
 
+from conftest import learned
+
 pytestmark = pytest.mark.usefixtures("one_thread")   # tiny networks: one torch thread (conftest)
 
 
@@ -44,7 +46,9 @@ def test_the_family_recipes_are_listed_with_their_source() -> None:
     for recipe in FAMILY:
         assert recipe in names
         raw = read_recipe(recipe)
-        assert "seed 00" in raw["source"] or "et al." in raw["source"], recipe
+        # cited by name (a book, the survey, the notes or a paper), never by the internal seed-file number
+        assert raw["citation"] and raw["source"] and "seed 00" not in raw["source"] + raw["citation"], recipe
+        assert any(t in raw["citation"] for t in ("Atienza", "Elgendy", "survey", "notes", "et al.", " 20")), recipe
 
 
 @pytest.mark.parametrize("recipe", FAMILY)
@@ -110,19 +114,26 @@ def _mean_distance_to_modes(algo) -> float:
     return float(torch.cdist(x, centers).min(1).values.mean())
 
 
-# Untrained generators put their samples near the origin, ~1.96 from the nearest ring mode. Measured here (batch 64,
-# seed 0): hinge+SN 0.86 after 250 steps, RaSGAN 0.81, WGAN-GP 0.87 after 100 (its critic takes 5 steps per step).
-@pytest.mark.parametrize("recipe, steps, factor", [("hinge-sn-toy", 250, 2.0), ("rasgan-toy", 250, 2.0),
-                                                   ("wgan-gp-toy", 100, 1.6)])
-def test_objectives_pull_samples_onto_the_ring(tmp_path, recipe: str, steps: int, factor: float) -> None:
+# Untrained generators put their samples near the origin, ~1.96 from the nearest ring mode. The figure is the mean
+# distance to the nearest mode over the untrained one. Measured on an AVX-512 Xeon and with AVX2 kernels, seeds 0-2
+# (batch 64): hinge+SN and RaSGAN fall steadily, 0.39-0.44 at 250 steps and 0.25-0.31 at 600; WGAN-GP's samples
+# orbit (its ratio jumps between 0.36 and 1.29 from one 50-step probe to the next), so its figure is the median of
+# seven probes, steps 100-400: 0.40-0.60.
+@pytest.mark.parametrize("recipe, probes, bound", [("hinge-sn-toy", (600,), 0.65), ("rasgan-toy", (600,), 0.65),
+                                                   ("wgan-gp-toy", tuple(range(100, 401, 50)), 0.8)])
+def test_objectives_pull_samples_onto_the_ring(tmp_path, recipe: str, probes: tuple[int, ...], bound: float) -> None:
     # constant learning rates: the toy recipes' linear decay is timed for their full length
     over = {"train.batch_size": 64, "optim.D.schedule": "constant", "optim.G.schedule": "constant"}
     built = build(load_config(recipe, over))
     trainer = Trainer(built, tmp_path, progress=False)
     algo = trainer.algorithm
     d0 = _mean_distance_to_modes(algo)
-    for _ in range(steps):
+    ratios = []
+    for step in range(1, probes[-1] + 1):
         algo.train_step(_Context(trainer))
         trainer.step += 1
-    d1 = _mean_distance_to_modes(algo)
-    assert d1 < d0 / factor, (d0, d1)
+        if step in probes:
+            ratios.append(_mean_distance_to_modes(algo) / d0)
+    figure = "distance to the nearest mode / untrained" + (f", median of {len(probes)} probes" if len(probes) > 1
+                                                             else f", after {probes[0]} steps")
+    learned(figure, float(torch.tensor(ratios).median()), bound, higher=False, chance=1.0)

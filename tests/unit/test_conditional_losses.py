@@ -210,8 +210,9 @@ def test_conditional_wgan_clips_the_critic_after_each_iteration(digits):
     algo.train_step(ctx)
     assert [g for g, _ in ctx.moved] == ["D", "D", "D", "D", "G"]
     assert max(float(p.detach().abs().max()) for p in algo.nets["D"].parameters()) <= 0.01
-    with pytest.raises(ConfigError, match="gradient penalty"):
-        tiny("cgan-mnist", **{"objective.name": "wgan-gp"})
+    algo = tiny("cgan-mnist", **{"objective.name": "wgan-gp"})      # penalty on interpolated (image, label) pairs
+    logs = algo.train_step(SteppingContext(digits, algo))
+    assert float(logs["gp"]) > 0
 
 
 # ------------------------------------------------------------------------------------------------ networks
@@ -291,7 +292,10 @@ def test_cli_sample_label_controls_and_npz_labels(tiny_run, tmp_path, capsys):
     code, _, _ = run_cli(["sample", tiny_run, "--n", "20", "--label", "7", "--out", tmp_path / "sevens.npz"], capsys)
     sevens = np.load(tmp_path / "sevens.npz")
     assert code == 0 and sevens["arr_0"].shape == (20, 28, 28, 1) and sevens["labels"].tolist() == [7] * 20
-    code, _, _ = run_cli(["sample", tiny_run, "--n", "20", "--labels", "0-9", "--share-noise",
+    # a row per requested class (10 per row): --n 20 fills the two rows of --labels 0-1; with 0-9 it would not
+    code, _, err = run_cli(["sample", tiny_run, "--n", "20", "--labels", "0-9", "--out", tmp_path / "no.npz"], capsys)
+    assert code == 2 and "--n 100" in err and not (tmp_path / "no.npz").exists()
+    code, _, _ = run_cli(["sample", tiny_run, "--n", "20", "--labels", "0-1", "--share-noise",
                           "--out", tmp_path / "rows.npz"], capsys)
     rows = np.load(tmp_path / "rows.npz")
     assert code == 0 and rows["labels"].tolist() == [0] * 10 + [1] * 10

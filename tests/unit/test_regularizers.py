@@ -5,10 +5,10 @@ import pytest
 import torch
 import torch.nn as nn
 
-from ganforge.errors import CheckpointError, ConfigError
+from ganforge.errors import ConfigError
 from ganforge.nn import apply_spectral_norm
-from ganforge.regularizers import (HistoricalAverage, clip_weights_, feature_matching_loss, gradient_penalty,
-                                   orthogonal_regularization, r1_penalty)
+from ganforge.regularizers import (clip_weights_, feature_matching_loss, gradient_penalty, orthogonal_regularization,
+                                   r1_penalty)
 
 W = torch.tensor([1.0, 2.0, 2.0, 4.0])   # ||W|| = 5
 
@@ -51,6 +51,27 @@ def test_gradient_penalty_interpolates_with_per_sample_uniform_eps_from_the_gene
     assert again.item() == penalty.item() != other.item()
     with pytest.raises(ValueError, match="one to one"):
         gradient_penalty(quadratic_critic, real, fake[:3])
+
+
+def test_conditional_gradient_penalty_interpolates_the_condition_with_the_same_eps() -> None:
+    """critic(x, c) = (w . x) * c_0: its x-gradient is c_0 w, so with c_0 = 1 for real and 0 for fake pairs the
+    gradient norm at x_hat is 5 eps, and with real x = 1, fake x = 0 each x_hat equals eps too."""
+    seen = []
+
+    def critic(x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        seen.append((x.detach().clone(), c.clone()))
+        return (x.flatten(1) @ W) * c[:, 0]
+
+    real, fake = torch.ones(6, 4), torch.zeros(6, 4)
+    cond = (torch.tensor([[1.0, 0.0]]).repeat(6, 1), torch.tensor([[0.0, 1.0]]).repeat(6, 1))
+    penalty = gradient_penalty(critic, real, fake, generator=torch.Generator().manual_seed(3), cond=cond)
+    eps = torch.rand(6, generator=torch.Generator().manual_seed(3))
+    (x_hat, c_hat), = seen
+    assert torch.allclose(x_hat, eps.unsqueeze(1).expand(6, 4))
+    assert torch.allclose(c_hat, torch.stack([eps, 1 - eps], 1))
+    assert penalty.item() == pytest.approx(float(((5 * eps - 1) ** 2).mean()), rel=1e-5)
+    with pytest.raises(ValueError, match="one condition per sample"):
+        gradient_penalty(critic, real, fake, cond=(cond[0], cond[1][:3]))
 
 
 def test_gradient_penalty_detaches_its_inputs_and_runs_in_fp32() -> None:
@@ -145,38 +166,3 @@ def test_feature_matching_hand_value_and_gradient_only_to_fakes() -> None:
     # d/dfake_i ||m_r - m_f||^2 = -2 (m_r - m_f) / N
     assert torch.allclose(fake.grad, torch.tensor([[-1.0, -2.0], [-1.0, -2.0]]))
     assert feature_matching_loss(torch.ones(3, 2, 2), torch.ones(5, 2, 2)).item() == 0.0
-
-
-def test_historical_average_is_the_exact_running_mean() -> None:
-    net = nn.Linear(2, 1)
-    history = HistoricalAverage()
-    assert history.penalty(net).item() == 0.0
-    for value in (1.0, 2.0, 6.0):
-        with torch.no_grad():
-            for p in net.parameters():
-                p.fill_(value)
-        history.update(net)
-    assert history.steps == 3
-    assert torch.allclose(history.means["weight"], torch.full((1, 2), 3.0))
-    # theta = 6 everywhere, mean 3: 3 elements (2 weights, 1 bias) of (6 - 3)^2
-    penalty = history.penalty(net)
-    assert penalty.item() == pytest.approx(27.0)
-    penalty.backward()
-    assert torch.allclose(net.weight.grad, torch.full((1, 2), 6.0))   # 2 (theta - mean)
-
-
-def test_historical_average_state_round_trip() -> None:
-    net = nn.Linear(2, 1)
-    history = HistoricalAverage()
-    history.update(net)
-    with torch.no_grad():
-        net.weight.add_(1.0)
-    history.update(net)
-    restored = HistoricalAverage()
-    restored.load_state_dict(history.state_dict())
-    assert restored.steps == 2
-    assert restored.penalty(net).item() == pytest.approx(history.penalty(net).item())
-    with pytest.raises(CheckpointError, match="historical"):
-        restored.load_state_dict({"steps": 1})
-    with pytest.raises(ValueError, match="different network"):
-        history.penalty(nn.Sequential(nn.Linear(2, 1)))   # parameters named 0.weight, 0.bias

@@ -160,7 +160,10 @@ def test_historical_average_buffers_track_the_exact_mean_and_penalise_the_distan
                 p.fill_(value)
         history.update(net)
     assert int(history.steps) == 3 and torch.allclose(history.mean_0, torch.full((1, 2), 3.0))
-    assert float(history.penalty(net).detach()) == pytest.approx(3 * (6.0 - 3.0) ** 2)
+    penalty = history.penalty(net)
+    assert float(penalty.detach()) == pytest.approx(3 * (6.0 - 3.0) ** 2)
+    penalty.backward()
+    assert torch.allclose(net.weight.grad, torch.full((1, 2), 6.0))   # 2 (theta - mean); the mean is a constant
     assert set(history.state_dict()) == {"steps", "mean_0", "mean_1"}
     with pytest.raises(ValueError, match="different network"):
         history.penalty(nn.Linear(3, 1))
@@ -200,7 +203,7 @@ def test_feature_matching_replaces_the_generator_loss() -> None:
     z = algo.noise(len(real), real.device)
     expected = feature_matching_loss(D.features(real), D.features(G(z)))
     assert ctx.updates == [("G", pytest.approx(float(expected.detach()), rel=1e-6))]
-    assert float(logs["g_loss"]) == pytest.approx(float(expected), rel=1e-6)
+    assert float(logs["g_loss"]) == pytest.approx(float(expected.detach()), rel=1e-6)
     torch.manual_seed(7)
     plain_algo, _ = make("gan-toy")
     plain = plain_algo.generator_step(RecordingContext(real), real)

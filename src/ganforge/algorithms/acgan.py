@@ -16,10 +16,15 @@ uniform labels. The source term is the configured objective (``nonsaturating`` =
 ``aux_weight`` (1.0: the book's loss weights). The book logs loss, srcloss, lblloss, srcacc, lblacc for both
 models; here ``d_src_loss``, ``d_aux_loss``, ``d_aux_acc`` (over the 2B batch, the book's lblacc),
 ``d_aux_acc_real``, ``g_src_loss``, ``g_aux_loss``, ``g_aux_acc``.
+
+The objective's needs (``algorithms/needs.py``) apply to the source head: ``wgan``'s weight clipping of all of D after
+each critic iteration (as CGAN's), ``wgan-gp``'s penalty on the source score of interpolated images, added to the D
+update that sees the fakes (logged ``gp``), the relativistic objectives' real source scores in G's loss. Auto-encoder
+objectives (ebgan, began) are refused: this D is a classifier with a class head.
 """
 from __future__ import annotations
 
-from typing import Any, Literal, Mapping
+from typing import Literal, Mapping
 
 import torch
 import torch.nn as nn
@@ -27,7 +32,7 @@ import torch.nn.functional as F
 
 from ..config import signature_params
 from ..errors import ConfigError
-from ..objectives import Objective
+from ..objectives import Need, Objective
 from .base import DataInfo, StepContext, frozen, register_algorithm
 from .conditional import Conditional, DUpdate
 from .latent import LatentDist
@@ -46,6 +51,8 @@ def accuracy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
 class ACGAN(Conditional):
     name = "acgan"
     source = "seed 000 section 3, acgan-mnist-5.3.1.py listings 5.3.1-5.3.4 (spec 4); Odena et al. 2017"
+    refused_because = {Need.ENERGY_D: "its D is a classifier with a source and a class head, not an auto-encoder",
+                       Need.PULLAWAY_TERM: "its D has no auto-encoder codes"}
 
     def __init__(self, nets: Mapping[str, nn.Module], objective: Objective, data: DataInfo, latent_dim: int = 100,
                  latent_dist: LatentDist = "normal", latent_std: float = 1.0, n_critic: int = 1,
@@ -75,6 +82,12 @@ class ACGAN(Conditional):
         n = len(real)
         fake, y_fake = self.make_fakes(ctx, n, real.device)
         fake = fake.to(real.dtype)
+        penalty_logs: dict[str, torch.Tensor] = {}
+
+        def with_penalty(loss: torch.Tensor) -> torch.Tensor:
+            """The objective's penalty (WGAN-GP) on the source score, if it has one."""
+            return self.needs.penalty(loss, lambda x: D(x).source, real, fake, penalty_logs)
+
         if self.d_update == "separate":
             with ctx.autocast():
                 out_real = D(real)
@@ -83,7 +96,7 @@ class ACGAN(Conditional):
             with ctx.autocast():
                 out_fake = D(fake)
             src_fake, aux_fake = obj.d_fake_loss(out_fake.source), class_loss(out_fake.label, y_fake)
-            ctx.update("D", src_fake + w * aux_fake)
+            ctx.update("D", with_penalty(src_fake + w * aux_fake))
             src_loss, aux_loss = 0.5 * (src_real + src_fake), 0.5 * (aux_real + aux_fake)   # logged as the book
             loss = src_loss + w * aux_loss
             real_src, fake_src = out_real.source, out_fake.source
@@ -98,12 +111,13 @@ class ACGAN(Conditional):
             if self.d_update == "combined":      # each Keras loss is a mean over the 2B batch
                 src_loss, aux_loss = 0.5 * src_loss, 0.5 * aux_loss
             loss = src_loss + w * aux_loss
-            ctx.update("D", loss)
+            ctx.update("D", with_penalty(loss))
         real_acc, fake_acc = accuracy(real_logits, y_real), accuracy(fake_logits, y_fake)
         logs = {"d_loss": loss.detach(), "d_src_loss": src_loss.detach(), "d_aux_loss": aux_loss.detach(),
                 "d_aux_acc": 0.5 * (real_acc + fake_acc), "d_aux_acc_real": real_acc,
                 "d_real": real_src.detach().float().mean(), "d_fake": fake_src.detach().float().mean()}
-        logs.update(obj.after_d_step(real_src.detach(), fake_src.detach()))
+        logs.update(penalty_logs)
+        self.needs.after_d_step(real_src, fake_src, logs)
         return logs, real, y_real
 
     def generator_step(self, ctx: StepContext, real: torch.Tensor, y_real: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -113,7 +127,7 @@ class ACGAN(Conditional):
         with frozen(D):
             with ctx.autocast():
                 out = D(G(z, self.one_hot(labels)))
-                real_src = D(real).source if obj.g_needs_real else None
+                real_src = self.needs.real_scores(lambda: D(real).source)
             src_loss = obj.g_loss(out.source, real_src)
             aux_loss = class_loss(out.label, labels)
             loss = src_loss + self.aux_weight * aux_loss

@@ -61,13 +61,14 @@ import torch.nn as nn
 
 from ..data import to_model_range
 from ..errors import ConfigError
-from ..objectives import Objective
+from ..objectives import Need, Objective
 from ..objectives.energy import pullaway_term
-from ..regularizers import (HistoricalAverageBuffers, clip_weights_, feature_matching_loss, gradient_penalty,
+from ..regularizers import (HistoricalAverageBuffers, feature_matching_loss, gradient_penalty,
                             orthogonal_regularization, r1_penalty)
 from .base import Algorithm, DataInfo, StepContext, eval_mode, frozen, register_algorithm
 from .controls import unknown_controls
 from .latent import LatentDist, draw_latent
+from .needs import ALL_NEEDS, check_needs, clip_critics
 
 GeneratorLoss = Literal["objective", "feature_matching", "objective+feature_matching"]
 AE_PRETRAIN_BATCH = 64
@@ -77,6 +78,7 @@ AE_PRETRAIN_BATCH = 64
 class Adversarial(Algorithm):
     name = "adversarial"
     source = "Goodfellow et al. 2014 (alg. 1); seed 000 gan.train and algorithm 5.1.1; seed 001 train()"
+    supported_needs = ALL_NEEDS
 
     def __init__(self, nets: Mapping[str, nn.Module], objective: Objective, data: DataInfo, latent_dim: int = 100,
                  latent_dist: LatentDist = "normal", latent_std: float = 1.0, n_critic: int = 1,
@@ -90,15 +92,17 @@ class Adversarial(Algorithm):
         if latent_dim < 1 or n_critic < 1 or latent_std <= 0:
             raise ConfigError(f"algorithm: latent_dim and n_critic must be >= 1 and latent_std > 0 "
                               f"(got {latent_dim}, {n_critic}, {latent_std})")
-        if d_update == "separate" and not objective.separable:
-            raise ConfigError(f"algorithm.d_update=separate needs a loss that splits into real and fake terms; "
-                              f"'{objective.name}' does not: use d_update=sum")
+        # Separate real and fake updates need a D loss that splits into a real and a fake term.
+        supported = self.supported_needs - {Need.JOINT_D_LOSS} if d_update == "separate" else self.supported_needs
+        self.needs = check_needs(self.name, objective, supported,
+                                 why={Need.JOINT_D_LOSS: "algorithm.d_update=separate updates D on the real and on "
+                                                         "the fake batch one after the other: set d_update=sum"})
         self.latent_dim, self.latent_dist, self.latent_std = latent_dim, latent_dist, latent_std
         self.n_critic, self.d_update, self.fake_bn = n_critic, d_update, fake_bn
         D = self.nets["D"]
 
         # -- Lipschitz constraints and penalties on D -------------------------------------------------------------
-        objective_clip = getattr(objective, "clip_value", None)
+        objective_clip = self.needs.clip_value
         if weight_clip is not None:
             if not weight_clip > 0:
                 raise ConfigError(f"algorithm.weight_clip must be > 0 (WGAN uses 0.01), got {weight_clip}")
@@ -111,7 +115,7 @@ class Adversarial(Algorithm):
                            ("ae_pretrain_steps", ae_pretrain_steps)):
             if not value >= 0:
                 raise ConfigError(f"algorithm.{key} must be >= 0, got {value}")
-        self.objective_gp = getattr(objective, "gp_weight", 0.0) > 0 and hasattr(objective, "d_penalty")
+        self.objective_gp = Need.GRADIENT_PENALTY in self.needs
         if gp_weight > 0 and self.objective_gp:
             raise ConfigError(f"objective '{objective.name}' already adds its gradient penalty (objective.gp_weight="
                               f"{objective.gp_weight}); set algorithm.gp_weight=0 or use objective.name=wgan")
@@ -204,10 +208,9 @@ class Adversarial(Algorithm):
         if fake is not None:
             gp = None
             if self.objective_gp:
-                gp = self.objective.d_penalty(D, real, fake)           # type: ignore[attr-defined]
+                total = self.needs.penalty(total, D, real, fake, logs)
             elif self.gp_weight > 0:
                 gp = self.gp_weight * gradient_penalty(D, real, fake, center=self.gp_center)
-            if gp is not None:
                 total, logs["gp"] = total + gp, gp.detach()
             total = self._parameter_penalties("D", total, logs)
         return total
@@ -251,14 +254,13 @@ class Adversarial(Algorithm):
                 real_out, fake_out = D(real), D(fake)
             loss = obj.d_loss(real_out, fake_out)
             ctx.update("D", self._d_penalties(loss, real, fake, True, penalty_logs))
-        if self.weight_clip is not None:
-            clip_weights_(D, self.weight_clip)
+        clip_critics(self.weight_clip, D)      # the objective's clip_value or algorithm.weight_clip
         if "D" in self.historical_averaging:
             D.historical_average.update(D)
         logs = {"d_loss": loss.detach(), "d_real": real_out.detach().float().mean(),
                 "d_fake": fake_out.detach().float().mean()}
         logs.update(penalty_logs)
-        logs.update(obj.after_d_step(real_out.detach(), fake_out.detach()))
+        self.needs.after_d_step(real_out, fake_out, logs)
         return logs, real
 
     def generator_step(self, ctx: StepContext, real: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -275,8 +277,8 @@ class Adversarial(Algorithm):
                 real_out = real_features = None
                 if self.feature_matching:
                     real_out, real_features = D.forward_with_features(real)
-                elif obj.g_needs_real:
-                    real_out = D(real)
+                else:
+                    real_out = self.needs.real_scores(lambda: D(real))
             if self.generator_loss == "feature_matching":
                 loss = feature_matching_loss(real_features, fake_features)
                 logs["g_fm"] = loss.detach()
@@ -296,7 +298,7 @@ class Adversarial(Algorithm):
             G.historical_average.update(G)
         return {"g_loss": loss.detach(), **logs}
 
-    def train_step(self, ctx: StepContext) -> dict[str, Any]:
+    def train_step(self, ctx: StepContext) -> dict[str, torch.Tensor | float]:
         G = self.nets["G"]
         if self.vbn_refresh == "every_step" and getattr(G, "uses_virtual_batch_norm", False):
             G.refresh_virtual_batch_norm()
@@ -305,7 +307,7 @@ class Adversarial(Algorithm):
             d_logs, real = self.discriminator_step(ctx)
             for k, v in d_logs.items():
                 sums[k] = sums.get(k, 0) + torch.as_tensor(v)
-        logs: dict[str, Any] = {k: v / self.n_critic for k, v in sums.items()}
+        logs: dict[str, torch.Tensor | float] = {k: v / self.n_critic for k, v in sums.items()}
         logs.update(self.generator_step(ctx, real))
         return logs
 

@@ -9,15 +9,14 @@ accounting live in one place for every family.
 from __future__ import annotations
 
 import contextlib
-import difflib
 from dataclasses import dataclass
 from typing import Any, ClassVar, Iterator, Mapping, Protocol
 
 import torch
 import torch.nn as nn
 
-from ..errors import ConfigError
-from ..objectives import Objective
+from ..objectives import Need, Objective
+from ..registry import Registry
 
 
 @dataclass
@@ -79,6 +78,10 @@ class Algorithm(nn.Module):
     ema_networks: ClassVar[tuple[str, ...]] = ("G",)
     sampling_network: ClassVar[str] = "G"
     needs_labels: ClassVar[bool] = False
+    # The objective needs (``objectives.Need``) this family can meet (``algorithms/needs.py``); an objective with any
+    # other need is refused when the algorithm is built. Empty by default, so a new family refuses until it declares.
+    supported_needs: ClassVar[frozenset[Need]] = frozenset()
+    refused_because: ClassVar[dict[Need, str]] = {}    # why a need outside supported_needs cannot be met (messages)
 
     def __init__(self, nets: Mapping[str, nn.Module], objective: Objective, data: DataInfo):
         super().__init__()
@@ -112,7 +115,9 @@ class Algorithm(nn.Module):
         Returns facts worth logging (they go to metrics.jsonl as a ``kind: setup`` row)."""
         return {}
 
-    def train_step(self, ctx: StepContext) -> dict[str, float]:
+    def train_step(self, ctx: StepContext) -> dict[str, torch.Tensor | float]:
+        """One training step; returns what to log, as 0-d tensors (detached) or floats (the trainer averages them
+        over ``train.log_every`` steps)."""
         raise NotImplementedError
 
     # -- sampling ----------------------------------------------------------------------------------
@@ -144,21 +149,16 @@ class Algorithm(nn.Module):
         self.objective.load_state_dict(state.get("objective", {}))
 
 
-_ALGORITHMS: dict[str, type[Algorithm]] = {}
+ALGORITHMS: Registry[type[Algorithm]] = Registry("algorithm")
 
 
 def register_algorithm(cls: type[Algorithm]) -> type[Algorithm]:
-    _ALGORITHMS[cls.name] = cls
-    return cls
+    return ALGORITHMS.add(cls.name, cls, cls.source)
 
 
 def algorithm_names() -> list[str]:
-    return sorted(_ALGORITHMS)
+    return ALGORITHMS.names()
 
 
 def algorithm_class(name: str) -> type[Algorithm]:
-    if name not in _ALGORITHMS:
-        close = difflib.get_close_matches(name, _ALGORITHMS, n=1)
-        hint = f" (did you mean '{close[0]}'?)" if close else ""
-        raise ConfigError(f"unknown algorithm '{name}'{hint}; known: {', '.join(algorithm_names())}")
-    return _ALGORITHMS[name]
+    return ALGORITHMS.get(name)

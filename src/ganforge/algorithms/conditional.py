@@ -24,9 +24,12 @@ Where the sources differ:
   design seed 002 section 1.4 reports works better). Same algorithm, different ``networks.D.arch``.
 
 ``fake_bn='eval'`` makes D's fakes with G's BatchNorm in inference mode (Keras ``generator.predict()``, spec 0.5).
-Objectives: any that scores D's raw outputs (nonsaturating, minimax, lsgan, hinge, relativistic ones, ...); ``wgan``
-with its weight clipping after each critic iteration (``n_critic``); objectives that need an auto-encoder D or a
-gradient penalty on interpolates (ebgan, began, wgan-gp) are refused.
+Objectives: any that scores D's raw outputs (nonsaturating, minimax, lsgan, hinge, f-GAN, GLS-GAN, the relativistic
+ones with D's scores on the real pairs in G's loss, ...); ``wgan`` with its weight clipping after each critic
+iteration (``n_critic``); ``wgan-gp`` with its penalty on interpolated pairs: images ``eps x + (1 - eps) G(z|y')``
+scored with the one-hot labels interpolated alike, ``eps y + (1 - eps) y'`` (both label-taking Ds accept soft labels),
+the gradient taken with respect to the image, added to the D update that sees the fakes. Objectives that need an
+auto-encoder D (ebgan, began) are refused (``algorithms/needs.py``).
 """
 from __future__ import annotations
 
@@ -39,11 +42,11 @@ import torch.nn.functional as F
 
 from ..config import signature_params
 from ..errors import ConfigError
-from ..objectives import Objective
-from ..regularizers import clip_weights_
+from ..objectives import Need, Objective
 from .base import Algorithm, DataInfo, StepContext, eval_mode, frozen, register_algorithm
 from .controls import layout_labels, row_shared, unknown_controls
 from .latent import LatentDist, draw_latent
+from .needs import check_needs
 
 DUpdate = Literal["sum", "combined", "separate"]
 
@@ -54,6 +57,10 @@ class Conditional(Algorithm):
     source = ("Mirza & Osindero 2014; seed 002 part 3 section 1 (CGAN); the book's CGAN (Atienza ch. 4) under seed "
               "000 section 3 (eq. 4.3.1-4.3.2)")
     needs_labels = True
+    supported_needs = frozenset({Need.WEIGHT_CLIP, Need.GRADIENT_PENALTY, Need.AFTER_D_STEP, Need.REAL_SCORES_IN_G,
+                                 Need.JOINT_D_LOSS})
+    refused_because = {Need.ENERGY_D: "its D scores (image, label) pairs; there is no label-taking auto-encoder D",
+                       Need.PULLAWAY_TERM: "its D has no auto-encoder codes"}
 
     def __init__(self, nets: Mapping[str, nn.Module], objective: Objective, data: DataInfo, latent_dim: int = 100,
                  latent_dist: LatentDist = "normal", latent_std: float = 1.0, n_critic: int = 1,
@@ -65,16 +72,16 @@ class Conditional(Algorithm):
         if not mismatch_weight >= 0:
             raise ConfigError(f"algorithm.mismatch_weight must be >= 0 (0: the book, 1: seed 002's third term), "
                               f"got {mismatch_weight}")
-        if (d_update == "separate" or mismatch_weight > 0) and not objective.separable:
+        supported, why = self.supported_needs, dict(self.refused_because)
+        if d_update == "separate" or mismatch_weight > 0:
+            # These score real, fake (and mismatched) pairs in separate loss terms.
             what = "d_update=separate" if d_update == "separate" else "mismatch_weight > 0"
-            raise ConfigError(f"algorithm.{what} needs a loss that splits into real and fake terms; "
-                              f"'{objective.name}' does not: use d_update=sum and mismatch_weight=0")
-        if objective.energy_based or getattr(objective, "gp_weight", 0) > 0:
-            raise ConfigError(f"objective '{objective.name}' needs an auto-encoder D or a gradient penalty on "
-                              f"interpolates, which the conditional step does not provide; use nonsaturating, "
-                              f"minimax, lsgan, hinge or wgan (weight clipping)")
+            supported = supported - {Need.JOINT_D_LOSS}
+            why[Need.JOINT_D_LOSS] = (f"algorithm.{what} needs a loss that splits into real and fake terms: "
+                                      "set algorithm.d_update=sum and mismatch_weight=0")
+        self.needs = check_needs(self.name, objective, supported, why=why)
         # WGAN's weight clipping (objective.clip_value, seed 000 algorithm 5.1.1): after each critic iteration.
-        self.weight_clip: float | None = getattr(objective, "clip_value", None)
+        self.weight_clip: float | None = self.needs.clip_value
         self.num_classes = data.num_classes
         self.latent_dim, self.latent_dist, self.latent_std = latent_dim, latent_dist, latent_std
         self.n_critic, self.d_update, self.fake_bn = n_critic, d_update, fake_bn
@@ -143,13 +150,20 @@ class Conditional(Algorithm):
         def term(out: torch.Tensor, is_real: bool) -> torch.Tensor:
             return obj.d_real_loss(out) if is_real else obj.d_fake_loss(out)
 
+        penalty_logs: dict[str, torch.Tensor] = {}
+
+        def with_penalty(loss: torch.Tensor) -> torch.Tensor:
+            """The objective's penalty (WGAN-GP) on pairs between the real and the fake pairs, if it has one."""
+            return self.needs.penalty(loss, D, real, fake, penalty_logs,
+                                      cond=(self.one_hot(y_real), self.one_hot(y_fake)))
+
         if self.d_update == "separate":
             outs, losses = [], []
-            for (x, y, is_real), w in zip(parts, weights):
+            for i, ((x, y, is_real), w) in enumerate(zip(parts, weights)):
                 with ctx.autocast():
                     out = D(x, self.one_hot(y))
                 part_loss = w * term(out, is_real)
-                ctx.update("D", part_loss)
+                ctx.update("D", with_penalty(part_loss) if i == 1 else part_loss)   # the penalty with the fakes
                 outs.append(out.detach())
                 losses.append(part_loss.detach())
             loss = sum(losses) / len(losses)        # what the book's loop logs: the mean of the updates' losses
@@ -164,12 +178,13 @@ class Conditional(Algorithm):
             if self.d_update == "combined":
                 # Keras' mean over the concatenated batch: every sample (pair) counts once.
                 loss = loss / sum(weights)
-            ctx.update("D", loss)
+            ctx.update("D", with_penalty(loss))
             loss, outs = loss.detach(), [o.detach() for o in outs]
         logs = {"d_loss": loss, "d_real": outs[0].float().mean(), "d_fake": outs[1].float().mean()}
         if len(outs) > 2:
             logs["d_mismatch"] = outs[2].float().mean()
-        logs.update(obj.after_d_step(outs[0], outs[1]))
+        logs.update(penalty_logs)
+        self.needs.after_d_step(outs[0], outs[1], logs)
         return logs, real, y_real
 
     def generator_step(self, ctx: StepContext, real: torch.Tensor, y_real: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -179,20 +194,19 @@ class Conditional(Algorithm):
         with frozen(D):
             with ctx.autocast():
                 fake_out = D(G(z, self.one_hot(labels)), self.one_hot(labels))
-                real_out = D(real, self.one_hot(y_real)) if obj.g_needs_real else None
+                real_out = self.needs.real_scores(lambda: D(real, self.one_hot(y_real)))
             loss = obj.g_loss(fake_out, real_out)
             ctx.update("G", loss)
         return {"g_loss": loss.detach()}
 
-    def train_step(self, ctx: StepContext) -> dict[str, Any]:
+    def train_step(self, ctx: StepContext) -> dict[str, torch.Tensor | float]:
         sums: dict[str, torch.Tensor] = {}
         for _ in range(self.n_critic):
             d_logs, real, y_real = self.discriminator_step(ctx)
-            if self.weight_clip is not None:
-                clip_weights_(self.nets["D"], self.weight_clip)
+            self.needs.clip(self.nets["D"])
             for k, v in d_logs.items():
                 sums[k] = sums.get(k, 0) + torch.as_tensor(v)
-        logs: dict[str, Any] = {k: v / self.n_critic for k, v in sums.items()}
+        logs: dict[str, torch.Tensor | float] = {k: v / self.n_critic for k, v in sums.items()}
         logs.update(self.generator_step(ctx, real, y_real))
         return logs
 

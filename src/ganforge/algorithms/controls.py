@@ -17,8 +17,6 @@ import torch
 
 from ..errors import ConfigError
 
-CONTROL_KEYS = ("label", "labels", "traverse", "per_row", "fix", "share_noise", "stage")
-
 
 def parse_labels(spec: str, num_classes: int | None = None) -> list[int]:
     """``"0-9"`` -> [0..9]; ``"1,3,7"`` -> [1, 3, 7]; ``"0-4,9"`` -> [0, 1, 2, 3, 4, 9]."""

@@ -26,6 +26,12 @@ Where the book's code and the InfoGAN paper (Chen et al. 2016) differ, both are 
   raw head output.
 - ``code_loss_on_real: true`` (book): D's code losses include the real half, whose codes are random numbers
   unrelated to the images (``real_code1/2``); ``false`` masks them.
+
+Other objectives replace the real/fake term, with what they need (``algorithms/needs.py``) applied to D's source
+score: ``wgan``'s weight clipping of all of D (trunk and heads, as the book clips every critic weight) after its
+update, ``wgan-gp``'s penalty on the source score of interpolated images (logged ``gp``), the relativistic objectives'
+real source scores in G's loss (an extra pass of the step's real batch through the frozen D). Auto-encoder objectives
+(ebgan, began) are refused: this D is a classifier with Q heads.
 """
 from __future__ import annotations
 
@@ -37,10 +43,11 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..errors import ConfigError, DataError
-from ..objectives import Objective
+from ..objectives import Need, Objective
 from .base import Algorithm, DataInfo, StepContext, eval_mode, frozen, register_algorithm
 from .controls import check_names, layout_labels, row_shared, traversal, unknown_controls
 from .latent import LatentDist, draw_latent
+from .needs import check_needs
 
 KERAS_EPSILON = 1e-7
 
@@ -74,6 +81,10 @@ class InfoGAN(Algorithm):
     name = "infogan"
     source = "seed 004 section 10.2, infogan-mnist-6.1.1.py listings 6.1.1-6.1.4 (spec 5); Chen et al. 2016"
     needs_labels = False   # checked in __init__: only the book's supervised mode needs them
+    supported_needs = frozenset({Need.WEIGHT_CLIP, Need.GRADIENT_PENALTY, Need.AFTER_D_STEP, Need.REAL_SCORES_IN_G,
+                                 Need.JOINT_D_LOSS})
+    refused_because = {Need.ENERGY_D: "its D is the infogan-book classifier with Q heads, not an auto-encoder",
+                       Need.PULLAWAY_TERM: "its D has no auto-encoder codes"}
 
     def __init__(self, nets: Mapping[str, nn.Module], objective: Objective, data: DataInfo, latent_dim: int = 62,
                  latent_dist: LatentDist = "uniform", latent_std: float = 1.0, num_categories: int = 0,
@@ -81,6 +92,7 @@ class InfoGAN(Algorithm):
                  label_weight: float = 1.0, code_weight: float = 0.5, supervised: bool = True,
                  code_loss_on_real: bool = True, fake_bn: Literal["train", "eval"] = "train"):
         super().__init__(nets, objective, data)
+        self.needs = check_needs(self.name, objective, self.supported_needs, why=self.refused_because)
         if data.kind != "image":
             raise DataError("infogan's discriminator is the book's convolutional one (infogan-book): it needs image "
                             "data such as mnist5k, not vectors")
@@ -167,20 +179,27 @@ class InfoGAN(Algorithm):
         else:
             code_losses = self.code_terms(fake_codes, out.code[n:])
         loss = src_loss + self.label_weight * label_loss + self.code_weight * sum(code_losses)
-        ctx.update("D", loss)
+        penalty_logs: dict[str, torch.Tensor] = {}
+        ctx.update("D", self.needs.penalty(loss, lambda x: D(x).source, real, fake, penalty_logs))
+        self.needs.clip(D)
         logs = {"d_loss": loss.detach(), "d_src_loss": src_loss.detach(), "d_label_loss": label_loss.detach(),
                 "d_label_acc": (label_logits.detach().argmax(1) == label_target).float().mean(),
                 "d_real": out.source[:n].detach().float().mean(), "d_fake": out.source[n:].detach().float().mean()}
         logs.update({f"d_{name}_loss": v.detach() for name, v in zip(self.code_names, code_losses)})
+        logs.update(penalty_logs)
+        self.needs.after_d_step(out.source[:n], out.source[n:], logs)
         return logs, real
 
-    def generator_step(self, ctx: StepContext, device: torch.device, n: int) -> dict[str, torch.Tensor]:
+    def generator_step(self, ctx: StepContext, real: torch.Tensor) -> dict[str, torch.Tensor]:
+        """One G update on a fresh fake batch as large as the step's real batch ``real``, which D scores too when
+        the objective's G loss compares fakes with reals (relativistic ones)."""
         G, D, obj = self.nets["G"], self.nets["D"], self.objective
-        z, label, codes = self.fake_inputs(n, device)
+        z, label, codes = self.fake_inputs(len(real), real.device)
         with frozen(D):
             with ctx.autocast():
                 out = D(G(z, self.condition(label, codes)))
-            src_loss = obj.g_loss(out.source)
+                real_src = self.needs.real_scores(lambda: D(real).source)
+            src_loss = obj.g_loss(out.source, real_src)
             label_loss = F.cross_entropy(out.label.float(), label)
             code_losses = self.code_terms(codes, out.code)
             loss = src_loss + self.label_weight * label_loss + self.code_weight * sum(code_losses)
@@ -190,9 +209,10 @@ class InfoGAN(Algorithm):
         logs.update({f"g_{name}_loss": v.detach() for name, v in zip(self.code_names, code_losses)})
         return logs
 
-    def train_step(self, ctx: StepContext) -> dict[str, Any]:
+    def train_step(self, ctx: StepContext) -> dict[str, torch.Tensor | float]:
+        logs: dict[str, torch.Tensor | float]
         logs, real = self.discriminator_step(ctx)
-        logs.update(self.generator_step(ctx, real.device, len(real)))
+        logs.update(self.generator_step(ctx, real))
         return logs
 
     # ---------------------------------------------------------------------------------------- sampling

@@ -32,6 +32,13 @@ Encoder pretraining (``train_encoder``, the book repository: Adam with Keras def
 10 epochs, batch 64, shuffled each epoch): on a class-balanced train split of the run's data, its held-out
 accuracy measured on the rest (for mnist5k: 4000 / 1000 digits, the split ``split_train_test(seed=0)`` that the
 domain evaluator also holds out). Deterministic: its shuffling is seeded from the run's seeded RNG.
+
+Other objectives replace the BCE terms of both stages, with what they need (``algorithms/needs.py``) applied to each
+stage's source score: ``wgan``'s weight clipping of D1 and D0 after their updates, ``wgan-gp``'s penalty on each D's
+interpolates (features for D1, images for D0; logged ``d1_gp``, ``d0_gp``), the relativistic objectives' real scores
+(D1 of the real features, D0 of the real images) in G1's and G0's losses. Refused: auto-encoder objectives (ebgan,
+began; these Ds have Q heads), and objectives with a state updated after each D step (BEGAN's k_t): one objective
+state cannot follow two discriminators.
 """
 from __future__ import annotations
 
@@ -46,11 +53,12 @@ import torch.nn.functional as F
 from ..data import Dataset, to_model_range
 from ..data.mnist5k import split_train_test
 from ..errors import ConfigError, DataError
-from ..objectives import Objective
+from ..objectives import Need, Objective
 from .base import Algorithm, DataInfo, StepContext, eval_mode, frozen, register_algorithm
 from .controls import (check_names, layout_labels, row_constant, row_shared, stage_name, staged, traversal,
                        unknown_controls)
 from .latent import draw_latent
+from .needs import check_needs
 
 
 @register_algorithm
@@ -64,6 +72,10 @@ class StackedGAN(Algorithm):
     sampling_network = "G0"
     needs_labels = True
     code_names = ("z0", "z1")
+    supported_needs = frozenset({Need.WEIGHT_CLIP, Need.GRADIENT_PENALTY, Need.REAL_SCORES_IN_G, Need.JOINT_D_LOSS})
+    refused_because = {Need.AFTER_D_STEP: "its two stages' discriminators would both update the one objective state",
+                       Need.ENERGY_D: "its discriminators have Q heads, they are not auto-encoders",
+                       Need.PULLAWAY_TERM: "its discriminators have no auto-encoder codes"}
 
     def __init__(self, nets: Mapping[str, nn.Module], objective: Objective, data: DataInfo, latent_dim: int = 50,
                  feature_dim: int = 256, z_std: float = 0.5, entropy_weight0: float = 10.0,
@@ -71,6 +83,7 @@ class StackedGAN(Algorithm):
                  q_loss_on_real: bool = True, fake_bn: Literal["train", "eval"] = "train", encoder_epochs: int = 10,
                  encoder_batch_size: int = 64, encoder_lr: float = 1e-3):
         super().__init__(nets, objective, data)
+        self.needs = check_needs(self.name, objective, self.supported_needs, why=self.refused_because)
         if data.kind != "image":
             raise DataError("stackedgan inverts an image classifier; it needs labelled image data (e.g. mnist5k)")
         if latent_dim < 1 or feature_dim < 1 or z_std <= 0:
@@ -192,13 +205,15 @@ class StackedGAN(Algorithm):
             ent = F.mse_loss(out.code[n:].float(), z)
         return src + weight * ent, src, ent
 
-    def train_step(self, ctx: StepContext) -> dict[str, Any]:
+    def train_step(self, ctx: StepContext) -> dict[str, torch.Tensor | float]:
         E0, E1, G0, G1, D0, D1 = (self.nets[k] for k in ("E0", "E1", "G0", "G1", "D0", "D1"))
         batch = ctx.real_batch()
         real, label = batch.x, batch.y
         n, device = len(real), real.device
         y = self.one_hot(label)
         (ent0, ent1), (cond0, cond1) = self.entropy_weights, self.conditional_weights
+        needs = self.needs
+        penalties: dict[str, torch.Tensor] = {}     # the objective's D penalties (WGAN-GP), for the logs
         with torch.no_grad(), ctx.autocast():
             real_f1 = E0(real).float()                       # enc0.predict(real_images)
 
@@ -209,7 +224,8 @@ class StackedGAN(Algorithm):
         with ctx.autocast():
             out1 = D1(torch.cat([real_f1, fake_f1]))
         d1_loss, d1_src, d1_ent = self._discriminator_loss(out1, n, z1, ent1)
-        ctx.update("D1", d1_loss)
+        ctx.update("D1", needs.penalty(d1_loss, lambda f: D1(f).source, real_f1, fake_f1, penalties, "d1_gp"))
+        needs.clip(D1)
 
         # (2) Discriminator0 + Q0 on [real images; G0(real feature1, z0)]
         z0 = self.noise(n, device)
@@ -218,7 +234,8 @@ class StackedGAN(Algorithm):
         with ctx.autocast():
             out0 = D0(torch.cat([real, fake_x.to(real.dtype)]))
         d0_loss, d0_src, d0_ent = self._discriminator_loss(out0, n, z0, ent0)
-        ctx.update("D0", d0_loss)
+        ctx.update("D0", needs.penalty(d0_loss, lambda x: D0(x).source, real, fake_x, penalties, "d0_gp"))
+        needs.clip(D0)
 
         # (3) Adversarial1: G1 through frozen D1 and E1, conditioned on the real labels
         z1 = self.noise(n, device)
@@ -226,7 +243,8 @@ class StackedGAN(Algorithm):
             with ctx.autocast():
                 f1 = G1(z1, y)
                 out, logits = D1(f1), E1(f1)
-            g1_adv = self.objective.g_loss(out.source)
+                real_src = needs.real_scores(lambda: D1(real_f1).source)
+            g1_adv = self.objective.g_loss(out.source, real_src)
             g1_ent = F.mse_loss(out.code.float(), z1)
             g1_cond = F.cross_entropy(logits.float(), label)
             g1_loss = g1_adv + ent1 * g1_ent + cond1 * g1_cond
@@ -238,7 +256,8 @@ class StackedGAN(Algorithm):
             with ctx.autocast():
                 x = G0(z0, real_f1)
                 out, f1_recon = D0(x), E0(x)
-            g0_adv = self.objective.g_loss(out.source)
+                real_src = needs.real_scores(lambda: D0(real).source)
+            g0_adv = self.objective.g_loss(out.source, real_src)
             g0_ent = F.mse_loss(out.code.float(), z0)
             g0_cond = F.mse_loss(f1_recon.float(), real_f1)
             g0_loss = g0_adv + ent0 * g0_ent + cond0 * g0_cond
@@ -250,7 +269,7 @@ class StackedGAN(Algorithm):
                 "g1_cond_loss": g1_cond.detach(), "g0_loss": g0_loss.detach(), "g0_adv_loss": g0_adv.detach(),
                 "g0_ent_loss": g0_ent.detach(), "g0_cond_loss": g0_cond.detach(),
                 # the listing's enc1_acc: Encoder1's accuracy on G1's features against the labels they were made for
-                "enc1_acc": (logits.detach().argmax(1) == label).float().mean()}
+                "enc1_acc": (logits.detach().argmax(1) == label).float().mean(), **penalties}
 
     # ---------------------------------------------------------------------------------------- sampling
     def sample_inputs(self, n: int, generator: torch.Generator, device: torch.device,

@@ -69,10 +69,11 @@ import torch.nn.functional as F
 
 from ..data import to_model_range
 from ..errors import ConfigError, DataError
-from ..objectives import Objective
+from ..objectives import Need, Objective
 from .base import Algorithm, DataInfo, StepContext, eval_mode, frozen, register_algorithm
 from .controls import layout_labels, row_shared, unknown_controls
 from .latent import LatentDist, draw_latent
+from .needs import check_needs
 
 PseudoLabel = Literal["sample", "argmax", "expectation"]
 CAdversarial = Literal["minimax", "nonsaturating"]
@@ -141,6 +142,9 @@ class TripleGAN(Algorithm):
     ema_networks = ("G", "C")
     sampling_network = "G"
     needs_labels = True
+    # Its D, C and G losses are its own per-pair BCE terms (weighted by p_c for C), so no objective need fits them.
+    supported_needs = frozenset[Need]()
+    refused_because = {need: "its losses are its own per-pair log-likelihood terms" for need in Need}
 
     def __init__(self, nets: Mapping[str, nn.Module], objective: Objective, data: DataInfo, latent_dim: int = 100,
                  latent_dist: LatentDist = "uniform", latent_std: float = 1.0, labelled: int = 100,
@@ -148,9 +152,12 @@ class TripleGAN(Algorithm):
                  alpha_p: float = 0.1, pseudo_start: int = 0, pseudo_label: PseudoLabel = "sample",
                  c_adversarial: CAdversarial = "minimax", entropy_weight: float = 0.0, d_real_pseudo: bool = False):
         super().__init__(nets, objective, data)
+        check_needs(self.name, objective, self.supported_needs, why=self.refused_because,
+                    instead=f"use objective.name={' or '.join(SUPPORTED_OBJECTIVES)}")
         if objective.name not in SUPPORTED_OBJECTIVES:
-            raise ConfigError(f"algorithm 'triplegan' weights per-pair log-likelihood terms, so it takes objective "
-                              f"{' or '.join(SUPPORTED_OBJECTIVES)}, not '{objective.name}'")
+            raise ConfigError(f"objective '{objective.name}' does not fit algorithm 'triplegan', which weights "
+                              f"per-pair log-likelihood terms of its own; use objective.name="
+                              f"{' or '.join(SUPPORTED_OBJECTIVES)}")
         if latent_dim < 1 or latent_std <= 0:
             raise ConfigError(f"algorithm: latent_dim must be >= 1 and latent_std > 0 (got {latent_dim}, {latent_std})")
         if data.num_classes < 2:
@@ -243,7 +250,7 @@ class TripleGAN(Algorithm):
         return (to_model_range(x, value_range) if x.dtype == torch.uint8 else x.float()), ys[pick]
 
     # ---------------------------------------------------------------------------------------- training
-    def train_step(self, ctx: StepContext) -> dict[str, Any]:
+    def train_step(self, ctx: StepContext) -> dict[str, torch.Tensor | float]:
         G, C, D = self.nets["G"], self.nets["C"], self.nets["D"]
         a = self.alpha
         # Unlabelled data: the batch's labels are deliberately dropped (only the subset's labels may be used).

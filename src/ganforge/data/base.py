@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import DataError
+from ..registry import Registry
 
 Kind = Literal["image", "vector"]
 
@@ -68,21 +69,19 @@ class Dataset:
 
 # A loader gets the text after "name:" (a path, or a toy name) and the run seed.
 Loader = Callable[[str, int], Dataset]
-_SOURCES: dict[str, tuple[Loader, str]] = {}
+# Known sources are listed as they are written: ``mnist5k`` alone, the others with their argument (``idx:...``).
+SOURCES: Registry[Loader] = Registry("data source", error=DataError,
+                                     shown=lambda prefix: prefix if prefix == "mnist5k" else f"{prefix}:...")
+_SOURCES = SOURCES   # the name metrics/evaluate.py asks ("is this a source prefix?")
 
 
 def register_source(prefix: str, help: str) -> Callable[[Loader], Loader]:
     """Register a loader for specs ``prefix`` or ``prefix:ARG``; ``help`` is shown by ``ganforge list``."""
-
-    def wrap(fn: Loader) -> Loader:
-        _SOURCES[prefix] = (fn, help)
-        return fn
-
-    return wrap
+    return SOURCES.register(prefix, help)
 
 
 def source_help() -> dict[str, str]:
-    return {k: h for k, (_, h) in sorted(_SOURCES.items())}
+    return SOURCES.describe()
 
 
 def load_source(spec: str, seed: int = 0) -> Dataset:
@@ -93,10 +92,7 @@ def load_source(spec: str, seed: int = 0) -> Dataset:
     if "?" in prefix and not arg:          # a source without a path, with options: mnist5k?split=test
         prefix, _, query = prefix.partition("?")
         arg = "?" + query
-    if prefix not in _SOURCES:
-        known = ", ".join(f"{k}:..." if k not in ("mnist5k",) else k for k in sorted(_SOURCES))
-        raise DataError(f"unknown data source {spec!r}; use one of: {known}")
-    loader, _ = _SOURCES[prefix]
+    loader = SOURCES.get(prefix, spelled=spec)
     return loader(arg, seed)
 
 
@@ -117,10 +113,32 @@ def _to_channels(x: torch.Tensor, channels: int, name: str) -> torch.Tensor:
                     f"set model channels to {c} (--set data.channels={c})")
 
 
+def memory_limit_bytes() -> int:
+    """Half the machine's RAM (16 GiB where it cannot be read): the most one in-memory dataset may take."""
+    import os
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2
+    except (AttributeError, ValueError, OSError):
+        return 16 << 30
+
+
+def check_fits_in_memory(n: int, sample_bytes: int, name: str, what: str, fix: str) -> None:
+    """Refuse, before allocating, a dataset of ``n`` samples of ``sample_bytes`` each that would not fit in memory:
+    the allocator's own failure is a traceback (or the OOM killer) minutes later."""
+    need, limit = n * sample_bytes, memory_limit_bytes()
+    if need > limit:
+        raise DataError(f"{what} would make data {name} {need / 2**30:,.1f} GiB in memory ({n} samples x "
+                        f"{sample_bytes:,} bytes), more than the {limit / 2**30:,.1f} GiB (half this machine's RAM) "
+                        f"one dataset may take; {fix}")
+
+
 def _resize(x: torch.Tensor, size: int, chunk: int = 2048) -> torch.Tensor:
     """Resize uint8 NCHW images to size x size (antialiased bilinear), in chunks to bound memory."""
     if x.shape[-1] == size and x.shape[-2] == size:
         return x
+    # Each chunk is held as float32 before and after resizing: keep that under ~256 MB whatever the size.
+    per_image = 4 * x.shape[1] * (size * size + x.shape[-1] * x.shape[-2])
+    chunk = max(1, min(chunk, (256 << 20) // per_image))
     out = []
     for i in range(0, len(x), chunk):
         xf = x[i:i + chunk].float()
@@ -137,6 +155,8 @@ def prepare(ds: Dataset, image_size: int | None, channels: int | None) -> Datase
     if channels is not None:
         x = _to_channels(x, channels, ds.name)
     if image_size is not None:
+        check_fits_in_memory(len(x), x.shape[1] * image_size * image_size, ds.name, f"data.image_size={image_size}",
+                             "use a smaller data.image_size")
         x = _resize(x, image_size)
     return Dataset(x=x, y=ds.y, name=ds.name, kind=ds.kind, class_names=ds.class_names, meta=dict(ds.meta))
 

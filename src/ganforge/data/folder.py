@@ -22,14 +22,20 @@ Memory: a first pass reads only headers (size and mode) to fix N, channels and s
 image at a time into a preallocated uint8 N x C x S x S array, so the peak is the dataset plus one image.
 Bad files fail fast: the first unreadable or corrupt image stops loading with a DataError naming it, so a
 run never trains on a silently shrunken dataset.
+
+What was done is said once per folder and shape on stderr (and kept as ``meta["summary"]``): how many images,
+which classes with how many each, the original sizes, and how many were cropped, resized or converted, so a
+folder of mixed photos is never silently squashed into something else.
 """
 from __future__ import annotations
 
 import os
+import sys
 import warnings
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -51,6 +57,8 @@ class _ImageFile:
     path: Path
     side: int  # the shorter edge: the side of the centre square
     grey: bool
+    width: int = 0
+    height: int = 0
 
 
 def _is_image(path: Path) -> bool:
@@ -103,7 +111,7 @@ def _read_header(path: Path) -> _ImageFile:
         raise _open_error(path, err) from None
     if width < 1 or height < 1:
         raise DataError(f"image {path} is empty ({width}x{height}); delete it")
-    return _ImageFile(path, min(width, height), mode in GREY_MODES)
+    return _ImageFile(path, min(width, height), mode in GREY_MODES, width, height)
 
 
 def _to_mode(img: Image.Image, grey: bool) -> Image.Image:
@@ -191,9 +199,54 @@ def load_folder(path: Path | str, image_size: int | None = None, channels: int |
 
     y = torch.tensor(labels, dtype=torch.int64) if class_names is not None else None
     resampled = sum(it.side != side for it in items)
+    summary = describe_load(name, items, labels, class_names, side, channels)
+    _say_once(summary)
     return Dataset(x=torch.from_numpy(images), y=y, name=name, class_names=class_names,
                    meta={"source": "folder", "root": str(root), "image_size": side, "channels": channels,
-                         "resampled": resampled})
+                         "resampled": resampled, "summary": summary})
+
+
+def _counted(counts: Counter, limit: int, fmt: Callable[[Any], str]) -> str:
+    """``a (3), b (2), ... (4 more)``: the ``limit`` most common entries of ``counts``, most common first."""
+    common = counts.most_common()
+    text = ", ".join(f"{fmt(k)} ({v})" for k, v in common[:limit])
+    return text + (f", ... ({len(common) - limit} more)" if len(common) > limit else "")
+
+
+def describe_load(name: str, items: list[_ImageFile], labels: list[int], class_names: list[str] | None,
+                  side: int, channels: int) -> str:
+    """One line: what a folder held and what loading did to it."""
+    n = len(items)
+    if class_names is None:
+        classes = "no class subfolders (unlabelled)"
+    else:
+        per_class = Counter(class_names[i] for i in labels)
+        classes = f"{len(class_names)} classes: " + ", ".join(f"{c} {per_class[c]}" for c in class_names[:6])
+        classes += f", ... ({len(class_names) - 6} more)" if len(class_names) > 6 else ""
+    sizes = _counted(Counter((it.width, it.height) for it in items), 3, lambda wh: f"{wh[0]}x{wh[1]}")
+    cropped = sum(it.width != it.height for it in items)
+    resized = sum(it.side != side for it in items)
+    converted = sum(it.grey != (channels == 1) for it in items)
+    done = []
+    if cropped:
+        done.append(f"{cropped} non-square centre-cropped")
+    if resized:
+        done.append(f"{resized} resized to {side}x{side}")
+    if converted:
+        done.append(f"{converted} converted to {'grey' if channels == 1 else 'RGB'}")
+    what = "; ".join(done) if done else f"none cropped, resized or converted (all {side}x{side})"
+    return (f"{name}: {n} images, {classes}; original sizes {sizes}; {what}; "
+            f"loaded as {n} x {channels} x {side} x {side}")
+
+
+_SAID: set[str] = set()
+
+
+def _say_once(summary: str) -> None:
+    # A run loads its folder more than once (training data, evaluator, reference): say it the first time only.
+    if summary not in _SAID:
+        _SAID.add(summary)
+        print(f"ganforge: {summary}", file=sys.stderr, flush=True)
 
 
 def _positive_int(options: dict[str, str], key: str, spec: str) -> int | None:

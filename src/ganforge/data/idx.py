@@ -17,11 +17,14 @@ Fashion-MNIST and KMNIST cannot be told apart from MNIST by their files.
 """
 from __future__ import annotations
 
+import contextlib
 import gzip
+import math
+import os
 import re
 import zlib
 from pathlib import Path
-from typing import Mapping
+from typing import IO, Iterator, Mapping
 
 import numpy as np
 import torch
@@ -90,18 +93,11 @@ def parse_split(options: Mapping[str, str], spec: str) -> str:
 
 
 # ----------------------------------------------------------------------------------------- reading
-def read_file_bytes(path: Path) -> tuple[bytearray, bool]:
-    """The file's bytes (gunzipped when they start with the gzip magic) and whether they were gzipped.
-
-    A bytearray is writable, so numpy and torch can wrap it without a copy.
-    """
+@contextlib.contextmanager
+def _reading(path: Path) -> Iterator[None]:
+    """Turn the ways reading a (possibly gzipped) file fails into one-line DataErrors naming it."""
     try:
-        with open(path, "rb") as raw_file:
-            compressed = raw_file.read(2) == GZIP_MAGIC
-        data = bytearray()
-        with (gzip.open(path, "rb") if compressed else open(path, "rb")) as fh:
-            while chunk := fh.read(_READ_CHUNK):
-                data += chunk
+        yield
     except IsADirectoryError:
         raise DataError(f"{path} is a directory, expected a file") from None
     except PermissionError:
@@ -112,7 +108,23 @@ def read_file_bytes(path: Path) -> tuple[bytearray, bool]:
         raise DataError(f"{path}: corrupt gzip data ({error_reason(err)}); download the file again") from None
     except OSError as err:
         raise DataError(f"cannot read {path}: {err.strerror or error_reason(err)}") from None
-    return data, compressed
+
+
+def _open(path: Path) -> tuple[IO[bytes], bool]:
+    """A binary reader of the file's content (gunzipped when it starts with the gzip magic), and whether it was."""
+    with open(path, "rb") as raw_file:
+        compressed = raw_file.read(2) == GZIP_MAGIC
+    return (gzip.open(path, "rb") if compressed else open(path, "rb")), compressed
+
+
+def _read_up_to(fh: IO[bytes], limit: int) -> bytearray:
+    """At most ``limit`` bytes, in chunks (so a short file never costs the memory ``limit`` promises).
+
+    A bytearray is writable, so numpy and torch can wrap it without a copy."""
+    data = bytearray()
+    while len(data) < limit and (chunk := fh.read(min(_READ_CHUNK, limit - len(data)))):
+        data += chunk
+    return data
 
 
 def read_idx(path: Path | str, expected_magic: int | None = None) -> np.ndarray:
@@ -121,7 +133,16 @@ def read_idx(path: Path | str, expected_magic: int | None = None) -> np.ndarray:
     ``expected_magic``: e.g. ``IMAGES_MAGIC``; another magic number is a DataError naming both.
     """
     path = Path(path)
-    raw, compressed = read_file_bytes(path)
+    with _reading(path):
+        fh, compressed = _open(path)
+        with fh:
+            return _parse_idx(path, fh, compressed, expected_magic)
+
+
+def _parse_idx(path: Path, fh: IO[bytes], compressed: bool, expected_magic: int | None) -> np.ndarray:
+    """Header first, then the body: the sizes the header declares are checked against the file (and memory)
+    before the body is read, so a damaged or hostile header (dims of 2^32 - 1) costs no more than the file."""
+    raw = _read_up_to(fh, 4)
     magic = int.from_bytes(bytes(raw[:4]).ljust(4, b"\0"), "big")
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in IDX_DTYPES:
         raise DataError(f"{path} is not an IDX file (magic 0x{magic:08x}, expected 0x{IMAGES_MAGIC:08x} for images "
@@ -134,17 +155,33 @@ def read_idx(path: Path | str, expected_magic: int | None = None) -> np.ndarray:
                         f"(magic 0x{expected_magic:08x}); check which file the path points at")
     dtype, ndim = IDX_DTYPES[raw[2]], raw[3]
     header_bytes = 4 + 4 * ndim
+    raw += _read_up_to(fh, header_bytes - 4)
     if len(raw) < header_bytes:
         raise DataError(f"{path} is truncated inside its header: expected at least {header_bytes} bytes, "
                         f"got {len(raw)}; download the file again")
-    dims = tuple(int(d) for d in np.frombuffer(raw, dtype=">u4", count=ndim, offset=4))
-    expected = header_bytes + int(np.prod(dims, dtype=np.int64)) * dtype.itemsize
-    if len(raw) != expected:
-        state = "truncated" if len(raw) < expected else "longer than its header says"
-        unpacked = " once gunzipped" if compressed else ""
+    dims = tuple(int.from_bytes(raw[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim))
+    body = math.prod(dims) * dtype.itemsize      # Python ints: no int64 wrap-around for absurd dims
+    expected = header_bytes + body
+    unpacked = " once gunzipped" if compressed else ""
+    fix = "download the file again"
+    if not compressed:
+        size = os.fstat(fh.fileno()).st_size
+        if size != expected:
+            state = "truncated" if size < expected else "longer than its header says"
+            raise DataError(f"{path} is {state}: its header (dims {dims}) needs {expected} bytes, the file has "
+                            f"{size}; {fix}")
+    from .base import memory_limit_bytes
+    if body > memory_limit_bytes():
+        raise DataError(f"{path}: its header declares dims {dims}, {body / 2**30:,.1f} GiB of data, more than the "
+                        f"{memory_limit_bytes() / 2**30:,.1f} GiB (half this machine's RAM) one dataset may take; "
+                        f"check the file ({fix} if it is damaged)")
+    data = _read_up_to(fh, body + 1)             # one byte more than declared tells "longer than its header says"
+    if len(data) != body:
+        state = "truncated" if len(data) < body else "longer than its header says"
+        have = f"{header_bytes + len(data)}" if len(data) <= body else f"more than {expected}"
         raise DataError(f"{path} is {state}: its header (dims {dims}) needs {expected} bytes, the file has "
-                        f"{len(raw)}{unpacked}; download the file again")
-    array = np.frombuffer(raw, dtype=dtype, offset=header_bytes).reshape(dims)
+                        f"{have}{unpacked}; {fix}")
+    array = np.frombuffer(data, dtype=dtype).reshape(dims)
     return array if dtype.byteorder in ("=", "|") else array.astype(dtype.newbyteorder("="))
 
 

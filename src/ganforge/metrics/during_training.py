@@ -60,8 +60,12 @@ def make_evaluator(cfg: Config, built: Any) -> Callable[["Trainer"], dict[str, A
                 images = to_uint8(out, trainer.value_range)
                 samples = Samples("image", images, None if labels is None else labels.cpu(), "training")
                 result = evaluate(samples, metrics, reference=cache["reference"], extractor=cache["extractor"])
-        return {k: v for k, v in result.items()
-                if k not in _SKIP and isinstance(v, (int, float)) and k not in ("n", "n_ref")}
+        row = {k: v for k, v in result.items()
+               if k not in _SKIP and isinstance(v, (int, float)) and k not in ("n", "n_ref")}
+        # What the figures were measured on, so the report's table and `ganforge info` can say it (FID
+        # depends on n and on the reference).
+        return {"n": len(samples), "ref": result.get("ref", cfg.data.source),
+                **({"features": result["features"]} if "features" in result else {}), **row}
 
     return evaluator
 

@@ -25,7 +25,6 @@ accuracy), and for 2-D toy data ``modes`` (modes covered, high-quality share, re
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -34,6 +33,7 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError, DataError
+from .toy2d import DEFAULT_MIN_COUNT
 
 IMAGE_METRICS = ("fid", "kid", "is", "pr", "dc", "classes")
 TOY_METRICS = ("modes",)
@@ -148,9 +148,10 @@ def is_run_dir(path: Path) -> bool:
     return path.is_dir() and (path / "config.yaml").is_file() and (path / "run.json").is_file()
 
 
-def samples_from_run(run_dir: Path, n: int, seed: int, device: str = "cpu", use_ema: bool = True) -> Samples:
-    from ..api import load
-    model = load(run_dir, device=device, use_ema=use_ema)
+def samples_from_run(run_dir: Path, n: int, seed: int, device: str = "cpu", use_ema: bool = True,
+                     checkpoint: int | str | Path | None = None) -> Samples:
+    from ..inference import load
+    model = load(run_dir, device=device, use_ema=use_ema, step=checkpoint)
     out, labels = model.sample_with_inputs(n, seed=seed)
     source = model.config.data.source
     if model.value_range is None:
@@ -164,25 +165,27 @@ def samples_from_run(run_dir: Path, n: int, seed: int, device: str = "cpu", use_
                          "channels": model.config.data.channels})
 
 
-def load_target(target: str, n: int | None, seed: int = 0, device: str = "cpu", use_ema: bool = True) -> Samples:
+def load_target(target: str, n: int | None, seed: int = 0, device: str = "cpu", use_ema: bool = True,
+                checkpoint: int | str | Path | None = None) -> Samples:
     """A run directory, an ``.npz`` file, a data source spec, or an image directory -> Samples."""
     path = Path(target).expanduser()
     if is_run_dir(path):
-        return samples_from_run(path, n or 5000, seed, device, use_ema)
+        return samples_from_run(path, n or 5000, seed, device, use_ema, checkpoint)
     if path.is_file() and path.suffix == ".npz":
         s = samples_from_npz(path)
         if n is not None and n < len(s):
             s.data, s.labels = s.data[:n], None if s.labels is None else s.labels[:n]
         return s
-    if path.is_dir():
-        if (path / "checkpoints").is_dir():
-            raise DataError(f"{path} looks like a run directory but has no config.yaml/run.json; was it copied "
-                            "incompletely?")
-        return samples_from_source(f"folder:{path}", n, seed)
-    from ..data.base import _SOURCES
-    head = target.partition(":")[0].partition("?")[0]
-    if head in _SOURCES:
-        return samples_from_source(target, n, seed)
+    if path.is_dir() and (path / "checkpoints").is_dir():
+        raise DataError(f"{path} looks like a run directory but has no config.yaml/run.json; was it copied "
+                        "incompletely?")
+    from ..data import resolve_source, source_help
+    try:
+        spec = resolve_source(target)      # a bare image folder or IDX folder gets its prefix here
+    except DataError:
+        spec = target
+    if spec.partition(":")[0].partition("?")[0] in source_help():
+        return samples_from_source(spec, n, seed)
     raise DataError(f"cannot evaluate '{target}': give a run directory, a .npz file (arr_0 uint8 NHWC), an image "
                     "folder, or a data source such as mnist5k?split=test")
 
@@ -341,13 +344,34 @@ def load_reference(spec: str, image_size: int | None = None, channels: int | Non
     return Reference(spec, ds.x, ds.y)
 
 
+# The fewest samples each metric gives a meaningful number for: k-NN manifolds need k + 1 points (k = 3 for pr,
+# 5 for dc), a toy mode counts as covered only with DEFAULT_MIN_COUNT (20) samples in it, the others need two.
+# Below that a metric returns a figure (often 0 or nan) that looks like a result and is not one.
+# FID: a feature covariance from fewer samples than min(d + 1, 100) is degenerate (d = 128 domain, 2048 Inception
+# features): checked here, before any feature network is loaded or trained, and again in feature_metrics.
+MIN_SAMPLES = {"fid": 100, "pr": 4, "dc": 6, "modes": DEFAULT_MIN_COUNT}
+
+
+def check_enough_samples(n: int, metrics: Sequence[str], origin: str, what: str = "generated") -> None:
+    need, metric = max((MIN_SAMPLES.get(m, 2), m) for m in metrics) if metrics else (2, "")
+    if n < need and metric == "fid":
+        raise DataError(f"FID needs at least {need} {what} samples to estimate a feature covariance, got {n} "
+                        f"({origin}); raise --n or drop fid from --metrics")
+    if n < need:
+        raise DataError(f"{origin}: {n} sample(s) are too few for the {metric} metric, which needs at least {need}; "
+                        f"evaluate more samples, or leave {metric} out of --metrics")
+
+
 def evaluate(samples: Samples, metrics: Sequence[str] | str | None = None, ref: str | None = None,
              features: str = "domain", inception_weights: str | None = None, device: str = "cpu",
              seed: int = 0, reference: Reference | None = None,
              extractor: FeatureExtractor | None = None) -> dict[str, Any]:
     """All requested metrics of ``samples`` against the reference data; a flat dict (JSON-ready)."""
     names = parse_metrics(metrics, samples.kind)
+    check_enough_samples(len(samples), names, samples.origin)
     result: dict[str, Any] = {"target": samples.origin, "n": len(samples)}
+    if "step" in samples.meta:
+        result["step"] = samples.meta["step"]
     if samples.kind == "vector":
         toy = samples.toy or (ref or "").removeprefix("toy:") or None
         if toy not in ("ring8", "grid25"):
@@ -362,6 +386,7 @@ def evaluate(samples: Samples, metrics: Sequence[str] | str | None = None, ref: 
         raise ConfigError(f"no reference data for {samples.origin}: pass --ref SOURCE, e.g. --ref mnist5k")
     if reference is None:
         reference = load_reference(ref)
+    check_enough_samples(len(reference.images), [m for m in names if m == "fid"], reference.spec, "reference")
     # Sizes may differ (both feature networks resize to their own input size); channels may not.
     if reference.images.shape[1] != samples.data.shape[1]:
         raise DataError(f"the images have {samples.data.shape[1]} channel(s) but the reference {reference.spec} has "
@@ -382,38 +407,33 @@ def evaluate(samples: Samples, metrics: Sequence[str] | str | None = None, ref: 
 
 
 # ----------------------------------------------------------------------------------------- presentation
-TABLE_KEYS = [("fid", "FID"), ("kid", "KID"), ("is", "IS"), ("precision", "precision"), ("recall", "recall"),
-              ("density", "density"), ("coverage", "coverage"), ("modes", "modes"), ("kl_uniform", "KL(classes||U)"),
-              ("confident_share", "confident"), ("label_accuracy", "label acc."), ("modes_covered", "modes covered"),
-              ("high_quality", "high quality"), ("reverse_kl", "reverse KL")]
-
-
 def format_table(result: dict[str, Any]) -> str:
-    """A two-column text table of the headline figures (stds folded in as ±)."""
-    rows = []
-    for key, label in TABLE_KEYS:
-        if key not in result:
-            continue
-        v = result[key]
-        if key == "modes" and "num_classes" in result:
-            text = f"{v} / {result['num_classes']}"
-        elif key == "modes_covered":
-            text = f"{v} / {result['num_modes']}"
-        elif isinstance(v, float):
-            text = _num(v) + (f" ± {_num(result[key + '_std'])}" if key + "_std" in result else "")
-        else:
-            text = str(v)
-        rows.append((label, text))
+    """The headline figures as a two-column text table, 3 significant digits (stds folded in as ±), led by what
+    was measured: target, checkpoint step, n, reference, features and, for domain features, the classifier's
+    held-out accuracy (how far a domain FID can be trusted). KID is shown x10^3."""
+    from ..report.evals import METRIC_COLUMNS, format_metric, sig3
+    from .domain import low_accuracy_note
+    rows: list[tuple[str, str]] = [("target", str(result.get("target")))]
+    if "step" in result:
+        rows.append(("step", str(result["step"])))
+    rows.append(("n", f"{result.get('n')} samples"))
+    ref = str(result.get("ref"))
+    rows.append(("reference", ref + (f" ({result['n_ref']} images)" if "n_ref" in result else "")))
+    features = result.get("features")
+    if features == "domain":
+        rows.append(("features", f"domain: ganforge's LeNet trained on {result.get('source', '?')} "
+                                 f"({result.get('train_size', '?')} images)"))
+    elif features:
+        rows.append(("features", str(features)))
+    acc = result.get("test_accuracy")
+    if isinstance(acc, (int, float)):
+        rows.append(("classifier acc.", f"{sig3(100 * acc)} % on {result.get('test_size', '?')} held-out images"
+                     + (low_accuracy_note(acc) or "")))
+    for key, label, factor in METRIC_COLUMNS:
+        text = format_metric(result, key, factor)
+        if text is not None:
+            rows.append((label, text))
     if "class_histogram" in result:
         rows.append(("class histogram", " ".join(str(c) for c in result["class_histogram"])))
-    width = max((len(r[0]) for r in rows), default=6)
-    head = f"{result.get('target')} vs {result.get('ref')} ({result.get('n')} samples"
-    head += f", {result.get('features')} features)" if "features" in result else ")"
-    return "\n".join([head] + [f"  {k:<{width}}  {v}" for k, v in rows])
-
-
-def _num(v: float) -> str:
-    if not math.isfinite(v):
-        return str(v)
-    return f"{v:.4g}" if abs(v) >= 1e-3 or v == 0 else f"{v:.3e}"
-
+    width = max(len(r[0]) for r in rows)
+    return "\n".join(f"  {k:<{width}}  {v}" for k, v in rows)

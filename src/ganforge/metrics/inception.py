@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import warnings
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -300,8 +301,13 @@ def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
 
             loaded = load_file(str(path))
         else:
-            # weights_only: never unpickle arbitrary objects from a downloaded file.
-            loaded = torch.load(path, map_location="cpu", weights_only=True)
+            # weights_only: never unpickle arbitrary objects from a downloaded file. torch warns about a plain
+            # (non-zip) pickle before failing on it; the warnings are held back so that a refused file gives
+            # only the one-line error below, and shown when the file loads.
+            with warnings.catch_warnings(record=True) as caught:
+                loaded = torch.load(path, map_location="cpu", weights_only=True)
+            for w in caught:
+                warnings.showwarning(w.message, w.category, w.filename, w.lineno, w.file, w.line)
     except (OSError, RuntimeError, ValueError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile) as exc:
         first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise CheckpointError(

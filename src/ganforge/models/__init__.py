@@ -1,5 +1,5 @@
 """Generator and discriminator architectures. Importing registers them all."""
-from .registry import CONTEXT_KEYS, architectures, network_class, register_network
+from .registry import CONTEXT_KEYS, NETWORKS, architectures, network_class, register_network
 from . import dcgan, mlp  # noqa: F401  (registration)
 from . import triplegan  # noqa: F401  (registration)
 from . import infogan  # noqa: F401  (registration)
@@ -7,4 +7,4 @@ from . import stackedgan  # noqa: F401  (registration)
 from . import autoencoder  # noqa: F401  (registration)
 from . import conditional  # noqa: F401  (registration)
 
-__all__ = ["CONTEXT_KEYS", "architectures", "network_class", "register_network"]
+__all__ = ["CONTEXT_KEYS", "NETWORKS", "architectures", "network_class", "register_network"]

@@ -1,7 +1,7 @@
 """Small shared pieces of generator and discriminator networks."""
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, Sequence
 
 import torch
 import torch.nn as nn
@@ -22,7 +22,19 @@ def keras_bn_momentum(keras_momentum: float) -> float:
     return 1.0 - keras_momentum
 
 
-def check_image_size(image_size: int, multiple: int, arch: str) -> None:
+def check_widths(widths: Sequence[int], name: str) -> None:
+    """Layer widths (``hidden``, ``filters``) must be >= 1: torch would fail on a width < 1 with a bare RuntimeError
+    ("negative dimension", "expected weight to be at least 1") deep inside nn.Linear / nn.Conv2d."""
+    if any(w < 1 for w in widths):
+        raise ConfigError(f"{name} must be layer widths >= 1, got {list(widths)}")
+
+
+def check_image_size(image_size: int, multiple: int, arch: str, minimum: int = 0) -> None:
+    """``minimum``: the smallest size the architecture is meant for (DCGANs: 8, so the generator starts from at
+    least a 2 x 2 map; at 4 it would start from 1 x 1 and its 5 x 5 kernels would see almost only padding)."""
+    if image_size < minimum:
+        raise ConfigError(f"the {arch} networks need data.image_size >= {minimum}, got {image_size}; "
+                          f"use --set data.image_size={minimum} or larger")
     if image_size % multiple or image_size < multiple:
         ok = sorted({max(multiple, (image_size // multiple) * multiple), (image_size // multiple + 1) * multiple})
         raise ConfigError(f"the {arch} networks need an image size divisible by {multiple}, but data.image_size="

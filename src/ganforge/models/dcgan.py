@@ -34,7 +34,8 @@ import torch.nn as nn
 from ..errors import ConfigError
 from ..nn.minibatch import MinibatchDiscrimination
 from ..nn.vbn import VirtualBatchNorm, VirtualBatchNormHost
-from .common import GeneratorBase, OutputActivation, check_image_size, keras_bn_momentum, output_activation
+from .common import (GeneratorBase, OutputActivation, check_image_size, check_widths, keras_bn_momentum,
+                     output_activation)
 from .init import InitScheme, init_weights
 from .registry import register_network
 
@@ -61,7 +62,8 @@ class BookDCGANGenerator(GeneratorBase, VirtualBatchNormHost):
         """``norm: virtual``: VBN instead of BN (ImprovedDCGAN), against a reference batch of
         ``vbn_reference_size`` inputs that the training algorithm fixes at the start."""
         super().__init__()
-        check_image_size(image_size, 4, "dcgan-book")
+        check_image_size(image_size, 4, "dcgan-book", minimum=8)
+        check_widths(filters, "filters")
         self.latent_dim, self.out_activation = latent_dim, out_activation
         layer_filters = [*filters, channels]
         self.start = image_size // 4
@@ -101,7 +103,8 @@ class BookDCGANDiscriminator(nn.Module):
         Fig. 5.1.5, where DCGAN becomes unstable and WGAN does not. ``minibatch_kernels=B`` (> 0) adds minibatch
         discrimination with B kernels of ``minibatch_kernel_dim`` (Salimans et al.: 100 and 5) before the head."""
         super().__init__()
-        check_image_size(image_size, 4, "dcgan-book")
+        check_image_size(image_size, 4, "dcgan-book", minimum=8)
+        check_widths(filters, "filters")
         layers: list[nn.Module] = []
         in_ch, size = channels, image_size
         for i, out_ch in enumerate(filters):
@@ -138,7 +141,8 @@ class UpsampleDCGANGenerator(GeneratorBase):
                  filters: Sequence[int] = (128, 64), kernel_size: int = 3, out_activation: OutputActivation = "tanh",
                  bn_momentum: float = 0.8, bn_eps: float = 1e-3, init: InitScheme = "keras"):
         super().__init__()
-        check_image_size(image_size, 4, "dcgan-upsample")
+        check_image_size(image_size, 4, "dcgan-upsample", minimum=8)
+        check_widths(filters, "filters")
         self.latent_dim, self.out_activation = latent_dim, out_activation
         self.start = image_size // 4
         self.fc = nn.Sequential(nn.Linear(latent_dim + cond_dim, filters[0] * self.start ** 2), nn.ReLU())
@@ -172,6 +176,7 @@ class DropoutDCGANDiscriminator(nn.Module):
         super().__init__()
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+        check_widths(filters, "filters")
         mom, pad = keras_bn_momentum(bn_momentum), kernel_size // 2
         layers: list[nn.Module] = []
         in_ch, size = channels, image_size

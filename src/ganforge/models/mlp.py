@@ -19,7 +19,7 @@ import torch
 import torch.nn as nn
 
 from ..nn.vbn import VirtualBatchNorm, VirtualBatchNormHost
-from .common import GeneratorBase, OutputActivation, output_activation
+from .common import GeneratorBase, OutputActivation, check_widths, output_activation
 from .dcgan import minibatch_layer
 from .init import InitScheme, init_weights
 from .registry import register_network
@@ -54,6 +54,7 @@ class MLPGenerator(GeneratorBase, VirtualBatchNormHost):
                  activation: Hidden = "relu", out_activation: OutputActivation = "tanh", init: InitScheme = "keras",
                  norm: HiddenNorm = "none", vbn_reference_size: int = 64):
         super().__init__()
+        check_widths(hidden, "hidden")
         self.latent_dim, self.out_activation = latent_dim, out_activation
         self.sample_shape = tuple(sample_shape)
         out = math.prod(self.sample_shape)
@@ -76,6 +77,7 @@ class MLPDiscriminator(nn.Module):
     def __init__(self, sample_shape: Sequence[int], hidden: Sequence[int] = (256, 128), activation: Hidden = "relu",
                  init: InitScheme = "keras", minibatch_kernels: int = 0, minibatch_kernel_dim: int = 5):
         super().__init__()
+        check_widths(hidden, "hidden")
         d_in = math.prod(tuple(sample_shape))
         self.trunk = nn.Sequential(nn.Flatten(), *_stack([d_in, *hidden], activation))
         self.feature_dim = hidden[-1] if hidden else d_in

@@ -7,34 +7,33 @@ the *context* facts they ask for by name (``latent_dim``, ``image_size``, ``chan
 """
 from __future__ import annotations
 
-import difflib
 from typing import Callable
 
 import torch.nn as nn
 
-from ..errors import ConfigError
+from ..registry import Registry
 
 CONTEXT_KEYS = ("latent_dim", "image_size", "channels", "sample_shape", "num_classes", "cond_dim")
 
-_NETWORKS: dict[tuple[str, str], tuple[Callable[..., nn.Module], str]] = {}
+NetworkFactory = Callable[..., nn.Module]
+
+# One registry per role, so that an unknown name is matched ("did you mean") against that role's architectures only.
+NETWORKS: dict[str, Registry[NetworkFactory]] = {}
 
 
-def register_network(role: str, arch: str, source: str) -> Callable:
-    def wrap(cls: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
-        _NETWORKS[(role, arch)] = (cls, source)
-        return cls
-
-    return wrap
+def role_registry(role: str) -> Registry[NetworkFactory]:
+    """The architectures registered for ``role`` (an empty registry for a role nothing is registered for yet)."""
+    return NETWORKS.setdefault(role, Registry(f"{role} architecture"))
 
 
-def network_class(role: str, arch: str, where: str) -> Callable[..., nn.Module]:
-    if (role, arch) not in _NETWORKS:
-        names = sorted(a for (r, a) in _NETWORKS if r == role)
-        close = difflib.get_close_matches(arch, names, n=1)
-        hint = f" (did you mean '{close[0]}'?)" if close else ""
-        raise ConfigError(f"{where}: unknown {role} architecture '{arch}'{hint}; known: {', '.join(names)}")
-    return _NETWORKS[(role, arch)][0]
+def register_network(role: str, arch: str, source: str) -> Callable[[NetworkFactory], NetworkFactory]:
+    return role_registry(role).register(arch, source)
+
+
+def network_class(role: str, arch: str, where: str) -> NetworkFactory:
+    return role_registry(role).get(arch, where=where)
 
 
 def architectures() -> dict[tuple[str, str], str]:
-    return {k: src for k, (_, src) in sorted(_NETWORKS.items())}
+    """(role, architecture) -> source, sorted."""
+    return {(role, arch): src for role in sorted(NETWORKS) for arch, src in NETWORKS[role].describe().items()}

@@ -9,14 +9,37 @@ same function computed stably.
 Objectives whose discriminator loss is a sum of a term on real and a term on fake outputs are
 ``separable``; the book's "separate real and fake updates" (seed 000, WGAN listing 5.1.2; seed 001)
 needs that split.
+
+What an objective asks of the training algorithm beyond the two losses is declared in one place, ``needs()``
+(a set of ``Need``): weight clipping of D, an input-gradient penalty on D, a state update after each D step, D's
+real scores in the generator loss, an auto-encoder D, EBGAN's pull-away term, a D loss that does not split. Every
+algorithm checks that set when it is built (``algorithms/needs.py``): it applies what it supports and refuses the
+rest with one line, so no objective setting is silently ignored.
 """
 from __future__ import annotations
 
+import enum
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import torch
 
-from ..errors import ConfigError
+from ..registry import Registry
+
+
+class Need(enum.Enum):
+    """Something an objective needs from the algorithm that trains with it; the value says what, for messages."""
+
+    WEIGHT_CLIP = "weight clipping of D after each D update (objective.clip_value)"
+    GRADIENT_PENALTY = "a gradient penalty on D's inputs in the D loss (objective.gp_weight)"
+    AFTER_D_STEP = "a state update after each D step (objective.after_d_step, e.g. BEGAN's k_t)"
+    REAL_SCORES_IN_G = "D's scores on a real batch in the generator loss"
+    ENERGY_D = "an auto-encoder D whose output is a reconstruction energy"
+    PULLAWAY_TERM = "EBGAN's pull-away term on D's codes of the fakes (objective.pt_weight)"
+    JOINT_D_LOSS = "a D loss of real and fake scores together (it does not split into a real and a fake term)"
+
+
+Critic = Callable[..., torch.Tensor]
 
 
 class Objective:
@@ -45,6 +68,37 @@ class Objective:
     def after_d_step(self, real_out: torch.Tensor, fake_out: torch.Tensor) -> dict[str, float]:
         return {}
 
+    # Objectives with a penalty on D (WGAN-GP) override this; the algorithm adds it to each D loss.
+    def d_penalty(self, critic: Critic, real: torch.Tensor, fake: torch.Tensor,
+                  generator: torch.Generator | None = None,
+                  cond: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+        """The penalty for ``critic`` (inputs -> scores; with ``cond``, ``critic(inputs, condition)``) on this real
+        and fake batch, already weighted."""
+        raise NotImplementedError(f"objective '{self.name}' adds no penalty to the discriminator loss")
+
+    def needs(self) -> frozenset[Need]:
+        """What this objective, with its hyperparameters, needs from the training algorithm.
+
+        Derived from what the objective defines, so a new objective declares a need by defining it: a
+        ``clip_value`` that is not None, an overridden ``d_penalty`` (unless its ``gp_weight`` is 0), an overridden
+        ``after_d_step``, ``g_needs_real``, ``energy_based``, a ``pt_weight`` > 0, ``separable = False``."""
+        found = set()
+        if getattr(self, "clip_value", None) is not None:
+            found.add(Need.WEIGHT_CLIP)
+        if type(self).d_penalty is not Objective.d_penalty and getattr(self, "gp_weight", 1.0) > 0:
+            found.add(Need.GRADIENT_PENALTY)
+        if type(self).after_d_step is not Objective.after_d_step:
+            found.add(Need.AFTER_D_STEP)
+        if self.g_needs_real:
+            found.add(Need.REAL_SCORES_IN_G)
+        if self.energy_based:
+            found.add(Need.ENERGY_D)
+        if getattr(self, "pt_weight", 0.0) > 0:
+            found.add(Need.PULLAWAY_TERM)
+        if not self.separable:
+            found.add(Need.JOINT_D_LOSS)
+        return frozenset(found)
+
     def state_dict(self) -> dict[str, Any]:
         return {}
 
@@ -52,27 +106,21 @@ class Objective:
         pass
 
 
-_OBJECTIVES: dict[str, type[Objective]] = {}
+OBJECTIVES: Registry[type[Objective]] = Registry("objective")
 
 
 def register_objective(cls: type[Objective]) -> type[Objective]:
     if not cls.name:
         raise TypeError(f"{cls.__name__} needs a name")
-    _OBJECTIVES[cls.name] = cls
-    return cls
+    return OBJECTIVES.add(cls.name, cls, cls.source)
 
 
 def objective_names() -> list[str]:
-    return sorted(_OBJECTIVES)
+    return OBJECTIVES.names()
 
 
 def objective_class(name: str) -> type[Objective]:
-    if name not in _OBJECTIVES:
-        import difflib
-        close = difflib.get_close_matches(name, _OBJECTIVES, n=1)
-        hint = f" (did you mean '{close[0]}'?)" if close else ""
-        raise ConfigError(f"unknown objective '{name}'{hint}; known: {', '.join(objective_names())}")
-    return _OBJECTIVES[name]
+    return OBJECTIVES.get(name)
 
 
 def flat(t: torch.Tensor) -> torch.Tensor:

@@ -90,7 +90,10 @@ class WGANGP(WGAN):
         if not self.gp_center >= 0:
             raise ConfigError(f"objective.gp_center must be >= 0, got {self.gp_center}; WGAN-GP uses 1")
 
-    def d_penalty(self, critic: Callable[[torch.Tensor], torch.Tensor], real: torch.Tensor, fake: torch.Tensor,
-                  generator: torch.Generator | None = None) -> torch.Tensor:
-        """``gp_weight * E[(||grad_x D(x_hat)||_2 - gp_center)^2]`` on random interpolates of ``real`` and ``fake``."""
-        return self.gp_weight * gradient_penalty(critic, real, fake, center=self.gp_center, generator=generator)
+    def d_penalty(self, critic: Callable[..., torch.Tensor], real: torch.Tensor, fake: torch.Tensor,
+                  generator: torch.Generator | None = None,
+                  cond: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+        """``gp_weight * E[(||grad_x D(x_hat)||_2 - gp_center)^2]`` on random interpolates of ``real`` and ``fake``
+        (with ``cond``, the (real, fake) conditions of a conditional critic, interpolated alike)."""
+        return self.gp_weight * gradient_penalty(critic, real, fake, center=self.gp_center, generator=generator,
+                                                 cond=cond)

@@ -4,18 +4,24 @@ Layout inside a run directory::
 
     checkpoints/step-00001000/weights.safetensors    networks (+ EMA copies): all that sampling needs
     checkpoints/step-00001000/training.safetensors   optimizer state, RNG states, data order
-    checkpoints/step-00001000/state.json             step, non-tensor state, sha256 of both files
+    checkpoints/step-00001000/state.json             step, non-tensor state, sha256 of both files and of itself
     checkpoints/latest                                name of the newest complete checkpoint
 
 A checkpoint is written into ``.tmp-step-...`` and renamed into place (atomic on POSIX), then ``latest`` is
 replaced atomically. A crash at any moment leaves the previous checkpoint and pointer intact. Nothing is
 ever unpickled: loading reads safetensors and JSON only, and verifies the hashes.
+
+``state.json`` is what resuming trusts (the step, update counts, schedule anchors, the skeleton of the training
+state), so it is covered too (format 2): ``state_sha256`` is the sha256 of the document's canonical JSON without that
+field. A hand-edited step counter is refused instead of resuming a run that is not what its weights say. Format-1
+checkpoints (written before) have no such field and are read unverified.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import os
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -26,7 +32,9 @@ from safetensors.torch import load_file, save_file
 
 from ..errors import CheckpointError
 
-FORMAT = 1
+FORMAT = 2
+READABLE_FORMATS = (1, 2)
+_NAME = re.compile(r"step-[0-9]{8,}")
 
 
 # ------------------------------------------------------------------------- nested state <-> flat tensors
@@ -82,6 +90,12 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def _doc_digest(doc: dict[str, Any]) -> str:
+    """sha256 of a state document's canonical JSON (sorted keys, no spaces), leaving out ``state_sha256``."""
+    body = {k: v for k, v in doc.items() if k != "state_sha256"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
 def atomic_write_text(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     with open(tmp, "w") as fh:
@@ -109,6 +123,10 @@ def save_checkpoint(run_dir: Path, step: int, weights: dict[str, torch.Tensor], 
     save_file(train_tensors, str(tmp / "training.safetensors"))
     doc = {"format": FORMAT, "step": step, "state": state, "training": skeleton,
            "sha256": {f: _sha256(tmp / f) for f in ("weights.safetensors", "training.safetensors")}}
+    # The digest is taken of the document as it reads back (JSON turns int keys into strings, tuples into lists),
+    # which is what read_state recomputes.
+    doc = json.loads(json.dumps(doc))
+    doc["state_sha256"] = _doc_digest(doc)
     with open(tmp / "state.json", "w") as fh:
         json.dump(doc, fh, indent=1)
         fh.flush()
@@ -136,25 +154,58 @@ def latest_checkpoint(run_dir: Path) -> Path | None:
     root = Path(run_dir) / "checkpoints"
     pointer = root / "latest"
     if pointer.is_file():
-        name = pointer.read_text().strip()
-        if name and (root / name / "state.json").is_file():
+        try:
+            name = pointer.read_text().strip()
+        except (OSError, UnicodeDecodeError):
+            name = ""                   # an unreadable pointer: fall back to the newest checkpoint directory
+        # Only a checkpoint name: a hand-edited pointer ("../../elsewhere") must not lead out of checkpoints/.
+        if _NAME.fullmatch(name) and (root / name / "state.json").is_file():
             return root / name
     found = list_checkpoints(run_dir)
     return found[-1] if found else None
 
 
+def _fix(ckpt: Path) -> str:
+    return f"delete {ckpt} to fall back to an earlier checkpoint, or start a new run"
+
+
+def read_state(ckpt: Path) -> dict[str, Any]:
+    """The checkpoint's ``state.json`` document, checked: its fields, their types, and (format 2) its own digest.
+
+    Every command that reads a checkpoint's step or state goes through here (sample, eval, info, resume)."""
+    ckpt = Path(ckpt)
+    path, fix = ckpt / "state.json", _fix(ckpt)
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise CheckpointError(f"checkpoint {ckpt} has no state.json; {fix}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
+        raise CheckpointError(f"checkpoint {path} is truncated or corrupt; {fix}") from None
+    except OSError as e:
+        raise CheckpointError(f"cannot read {path}: {e.strerror or e}; {fix}") from None
+    if not isinstance(doc, dict) or doc.get("format") not in READABLE_FORMATS:
+        raise CheckpointError(f"checkpoint {path} is not a ganforge checkpoint (format "
+                              f"{' or '.join(map(str, READABLE_FORMATS))}); {fix}")
+    missing = [k for k in ("step", "state", "training", "sha256") if k not in doc]
+    if missing:
+        raise CheckpointError(f"checkpoint {path} lacks {', '.join(missing)}; {fix}")
+    if doc["format"] >= 2 and doc.get("state_sha256") != _doc_digest(doc):
+        raise CheckpointError(f"checkpoint {path} was changed after it was written (its own checksum does not "
+                              f"match: a hand-edited step or state?); restore the original file or {fix}")
+    step, state, hashes = doc["step"], doc["state"], doc["sha256"]
+    if (not isinstance(step, int) or isinstance(step, bool) or step < 0 or not isinstance(state, dict)
+            or not isinstance(hashes, dict) or state.get("step", step) != step):
+        raise CheckpointError(f"checkpoint {path} has a malformed step, state or sha256 field; {fix}")
+    if _NAME.fullmatch(ckpt.name) and int(ckpt.name[5:]) != step:
+        raise CheckpointError(f"checkpoint {path} says step {step} but its directory is {ckpt.name}; {fix}")
+    return doc
+
+
 def read_checkpoint(ckpt: Path, with_training: bool = True) -> tuple[dict[str, torch.Tensor], Any, dict[str, Any]]:
     """Return (weights, training state, state dict), verifying the files against their recorded hashes."""
     ckpt = Path(ckpt)
-    fix = f"delete {ckpt} to fall back to an earlier checkpoint, or start a new run"
-    try:
-        doc = json.loads((ckpt / "state.json").read_text())
-    except FileNotFoundError:
-        raise CheckpointError(f"checkpoint {ckpt} has no state.json; {fix}") from None
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise CheckpointError(f"checkpoint {ckpt}/state.json is truncated or corrupt; {fix}") from None
-    if not isinstance(doc, dict) or doc.get("format") != FORMAT or "sha256" not in doc:
-        raise CheckpointError(f"checkpoint {ckpt}/state.json is not a ganforge checkpoint (format {FORMAT}); {fix}")
+    fix = _fix(ckpt)
+    doc = read_state(ckpt)
     files = ["weights.safetensors"] + (["training.safetensors"] if with_training else [])
     loaded: dict[str, dict[str, torch.Tensor]] = {}
     for f in files:
@@ -167,5 +218,9 @@ def read_checkpoint(ckpt: Path, with_training: bool = True) -> tuple[dict[str, t
             loaded[f] = load_file(str(path))
         except (SafetensorError, OSError, ValueError) as e:
             raise CheckpointError(f"cannot read {path} ({e}); {fix}") from None
-    training = unflatten_state(doc["training"], loaded["training.safetensors"]) if with_training else None
+    try:
+        training = unflatten_state(doc["training"], loaded["training.safetensors"]) if with_training else None
+    except (KeyError, TypeError, ValueError):  # a format-1 skeleton edited by hand (format 2 is checksummed)
+        raise CheckpointError(f"checkpoint {ckpt}/state.json does not match {ckpt}/training.safetensors; "
+                              f"{fix}") from None
     return loaded["weights.safetensors"], training, doc["state"]

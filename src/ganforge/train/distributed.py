@@ -30,8 +30,10 @@ one process group: gloo on the CPU, NCCL on CUDA GPUs (rank r uses ``cuda:LOCAL_
   report; logged losses are averaged over ranks first. Checkpoints hold every rank's RNG state, so a run resumes
   exactly under the same number of processes (with another number it continues, but not bit-identically).
 - **Agreement.** Signals and the time limit are agreed on every step (one tiny all-reduce), so all ranks stop at the
-  same step, write one checkpoint and exit together. At each checkpoint the ranks compare a hash of their weights;
-  rank 0 records them in ``state.json`` and, should they ever differ, warns and re-broadcasts its own.
+  same step, write one checkpoint and exit together. At each checkpoint the ranks compare a hash of their weights
+  and rank 0 records them in ``state.json``; should they ever differ (a bug: every rank takes the same steps from
+  the same averaged gradients), every rank raises ``RanksDiverged`` before anything is written, so the latest
+  checkpoint stays one the ranks agreed on.
 """
 from __future__ import annotations
 
@@ -52,6 +54,12 @@ from .. import errors
 from ..errors import ConfigError
 
 T = TypeVar("T")
+
+
+class RanksDiverged(RuntimeError):
+    """The ranks' weights differ at a checkpoint. Not the user's doing (a RuntimeError, not a GanforgeError): the
+    run stops on every rank without writing the checkpoint."""
+
 
 # Collective operations wait this long for a slow rank (e.g. rank 0 evaluating or writing a checkpoint).
 TIMEOUT = datetime.timedelta(minutes=30)
@@ -155,23 +163,29 @@ class Distributed:
 
     # ------------------------------------------------------------------------------------------- training
     @torch.no_grad()
-    def average_gradients(self, params: Iterable[nn.Parameter]) -> None:
+    def average_gradients(self, params: Iterable[nn.Parameter], flags: torch.Tensor | None = None) -> torch.Tensor:
         """Replace each gradient by its mean over ranks (one flat all-reduce). Ranks run the same step code, so the
-        same parameters have gradients on every rank; a mismatch would hang or corrupt, so the layout is checked."""
+        same parameters have gradients on every rank; a mismatch would hang or corrupt, so the layout is checked.
+
+        ``flags`` (a 1-D tensor, e.g. "this rank's loss is non-finite") travel in the same all-reduce and come back
+        summed over ranks: a per-update agreement that costs no extra collective. Returns them (``flags`` itself, or
+        an empty tensor, with one process)."""
+        extra = torch.zeros(0) if flags is None else flags.detach().reshape(-1).to(torch.float32)
         if not self.enabled:
-            return
+            return extra
         grads = [p.grad for p in params if p.grad is not None]
-        if not grads:
-            return
-        flat = torch.cat([g.reshape(-1).to(torch.float32) for g in grads]) if len(grads) > 1 else \
-            grads[0].reshape(-1).to(torch.float32).clone()
+        if not grads and not extra.numel():
+            return extra
+        where = grads[0].device if grads else extra.device
+        parts = [g.reshape(-1).to(torch.float32) for g in grads] + [extra.to(where)]
+        flat = torch.cat(parts)    # a new tensor even for one part: the gradients are written back from it
         self.sum_(flat)
-        flat.div_(self.world_size)
         offset = 0
         for g in grads:
             n = g.numel()
-            g.copy_(flat[offset:offset + n].view_as(g))
+            g.copy_(flat[offset:offset + n].view_as(g).div_(self.world_size))
             offset += n
+        return flat[offset:].cpu()
 
     def check_same_layout(self, params: Iterable[nn.Parameter], what: str) -> None:
         """Raise if ranks would all-reduce different gradient layouts (different code paths per rank)."""
@@ -456,5 +470,5 @@ def rank_seed(seed: int, rank: int) -> int:
     return (seed * 1_000_003 + rank * 7_919 + 0x5EED) % (2 ** 63)
 
 
-__all__ = ["Distributed", "GlooSyncBatchNorm", "convert_sync_batchnorm", "current", "launch_env", "rank_seed",
-           "session", "setup", "shutdown", "silence_other_ranks", "unsynced_norm_layers"]
+__all__ = ["Distributed", "GlooSyncBatchNorm", "RanksDiverged", "convert_sync_batchnorm", "current", "launch_env",
+           "rank_seed", "session", "setup", "shutdown", "silence_other_ranks", "unsynced_norm_layers"]

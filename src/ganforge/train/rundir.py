@@ -9,16 +9,14 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import platform
-import shutil
 from pathlib import Path
 from typing import Any
 
 import torch
-import yaml
 
-from .. import __version__
+from .._version import __version__
 from ..algorithms import DataInfo
-from ..config import Config, build_config, dump_yaml
+from ..config import MAX_YAML_BYTES, Config, build_config, dump_yaml, read_yaml_file
 from ..errors import CheckpointError, ConfigError, RunDirError
 from .checkpoint import atomic_write_text, latest_checkpoint
 
@@ -80,19 +78,82 @@ def read_run(run_dir: str | Path) -> tuple[Config, DataInfo, dict[str, Any]]:
     cfg_path, meta_path = run_dir / "config.yaml", run_dir / "run.json"
     if not cfg_path.is_file() or not meta_path.is_file():
         raise RunDirError(f"{run_dir} is not a ganforge run directory (no config.yaml / run.json)")
+    # Every file is checked for what the commands then take from it, so a file edited or damaged by hand is one
+    # line naming it, for info, sample, eval and --resume alike, before anything is built or written.
+    fix = "restore it from a copy of the run, or start a new run"
     try:
-        raw = yaml.safe_load(cfg_path.read_text())
-        meta = json.loads(meta_path.read_text())
-    except (yaml.YAMLError, json.JSONDecodeError):
-        raise RunDirError(f"{run_dir}/config.yaml or run.json is corrupt; the run cannot be read") from None
+        raw = read_yaml_file(cfg_path, "run config")
+    except ConfigError as e:
+        raise RunDirError(f"{e}; {fix}") from None
+    if not isinstance(raw, dict):
+        raise RunDirError(f"{cfg_path} is {'empty' if raw is None else 'not a mapping'}: it should hold the run's "
+                          f"resolved config; {fix}")
     try:
         cfg = build_config(raw)
     except ConfigError as e:
         raise RunDirError(f"{cfg_path} is not a valid config ({e})") from None
-    d = meta["data"]
-    info = DataInfo(kind=d["kind"], sample_shape=tuple(d["sample_shape"]), num_classes=int(d["num_classes"]),
-                    class_names=tuple(d["class_names"]) if d.get("class_names") else None)
+    meta = _read_json(meta_path, fix)
+    info = _data_info(meta, meta_path, fix)
+    check_metrics(run_dir / "metrics.jsonl")
     return cfg, info, meta
+
+
+def _read_json(path: Path, fix: str) -> Any:
+    try:
+        if path.stat().st_size > MAX_YAML_BYTES:
+            raise RunDirError(f"{path} is {path.stat().st_size:,} bytes, not the run facts ganforge writes; {fix}")
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
+        what = "empty" if isinstance(e, json.JSONDecodeError) and not e.doc.strip() else "not valid JSON"
+        raise RunDirError(f"{path} is {what}; {fix}") from None
+    except OSError as e:
+        raise RunDirError(f"cannot read {path}: {e.strerror or e}") from None
+
+
+def _data_info(meta: Any, path: Path, fix: str) -> DataInfo:
+    """The data facts the networks were built for, from run.json's ``data`` object."""
+    d = meta.get("data") if isinstance(meta, dict) else None
+    shape = d.get("sample_shape") if isinstance(d, dict) else None
+    names = d.get("class_names") if isinstance(d, dict) else None
+    ok = (isinstance(d, dict) and d.get("kind") in ("image", "vector")
+          and isinstance(shape, list) and shape and all(_is_int(x) and x >= 1 for x in shape)
+          and _is_int(d.get("num_classes")) and d["num_classes"] >= 0
+          and (names is None or (isinstance(names, list) and all(isinstance(x, str) for x in names))))
+    if not ok:
+        got = "a JSON " + type(meta).__name__.replace("dict", "object").replace("list", "array") \
+            if not isinstance(meta, dict) else "no valid 'data' entry"
+        raise RunDirError(f"{path} has {got}; it should be an object whose 'data' gives kind, sample_shape and "
+                          f"num_classes, as ganforge train writes it; {fix}")
+    return DataInfo(kind=d["kind"], sample_shape=tuple(shape), num_classes=d["num_classes"],
+                    class_names=tuple(names) if names else None)
+
+
+def _is_int(x: Any) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool)
+
+
+def check_metrics(path: Path) -> None:
+    """Every complete line of metrics.jsonl must be a JSON object with a numeric step (info, the report and resume
+    read records from it). Lines that are not JSON at all are left alone: a crash can cut the last one short, and
+    resume drops such lines."""
+    if not path.is_file():
+        return
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise RunDirError(f"{path} is not UTF-8 text (byte offset {e.start}); delete the damaged lines") from None
+    except OSError as e:
+        raise RunDirError(f"cannot read {path}: {e.strerror or e}") from None
+    for number, line in enumerate(text.splitlines(), 1):
+        try:
+            rec = json.loads(line)
+        except (json.JSONDecodeError, RecursionError):
+            continue
+        step = rec.get("step", 0) if isinstance(rec, dict) else None
+        if not isinstance(rec, dict) or not isinstance(step, (int, float)) or isinstance(step, bool):
+            what = "is not a JSON object" if not isinstance(rec, dict) else f"has a non-numeric step {step!r:.30}"
+            raise RunDirError(f"{path} line {number} ({line.strip()[:40]}) {what}; every line is one "
+                              "{\"step\": ..., ...} record: delete or fix that line")
 
 
 def require_checkpoint(run_dir: Path) -> Path:
@@ -102,6 +163,3 @@ def require_checkpoint(run_dir: Path) -> Path:
                               "train it again with --force")
     return ckpt
 
-
-def remove_tree(path: Path) -> None:
-    shutil.rmtree(path, ignore_errors=True)

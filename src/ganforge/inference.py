@@ -1,0 +1,149 @@
+"""Using a trained run: ``load(run_dir, step=...)`` gives a ``Model`` that samples; checkpoint selection.
+
+Kept apart from ``api.py`` (which trains) so that evaluation code can load a run without importing the training
+API, and the training API can import evaluation without an import cycle.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Union
+
+import numpy as np
+import torch
+
+from .algorithms import Algorithm, DataInfo
+from .build import build_algorithm
+from .config import Config
+from .data import to_uint8
+from .errors import CheckpointError, ConfigError
+from .train.checkpoint import list_checkpoints, read_checkpoint, read_state
+from .train.ema import EMA
+from .train.rundir import read_run, require_checkpoint
+from .train.trainer import load_weights, resolve_device
+
+# A checkpoint: a step number, "latest", or a checkpoint directory (absolute, relative, or a name in the run's
+# checkpoints/ such as "step-00001000").
+CheckpointSpec = Union[int, str, Path, None]
+
+
+class Model:
+    """A trained generator loaded from a run directory (EMA weights when the run kept them)."""
+
+    def __init__(self, run_dir: Path, config: Config, info: DataInfo, algorithm: Algorithm,
+                 nets: dict[str, torch.nn.Module], step: int, device: torch.device, checkpoint: Path | None = None):
+        self.run_dir, self.config, self.info = run_dir, config, info
+        self.algorithm, self.nets, self.step, self.device = algorithm, nets, step, device
+        self.checkpoint = checkpoint
+
+    @property
+    def value_range(self) -> tuple[float, float] | None:
+        return self.algorithm.value_range if self.info.kind == "image" else None
+
+    @torch.no_grad()
+    def sample(self, n: int, seed: int = 0, batch_size: int = 500, **controls: Any) -> torch.Tensor:
+        """``n`` samples as the model outputs them (images in its value range, NCHW), on the CPU."""
+        return self.sample_with_inputs(n, seed, batch_size, **controls)[0]
+
+    @torch.no_grad()
+    def sample_with_inputs(self, n: int, seed: int = 0, batch_size: int = 500,
+                           **controls: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
+        if n < 1:
+            raise ConfigError(f"number of samples must be >= 1, got {n}")
+        gen = torch.Generator().manual_seed(seed)
+        controls = {k: v for k, v in controls.items() if v is not None}
+        inputs = self.algorithm.sample_inputs(n, gen, self.device, **controls)
+        outs, labels = [], self.algorithm.sample_labels(inputs)
+        for i in range(0, n, batch_size):
+            part = {k: v[i:i + batch_size] for k, v in inputs.items()}
+            outs.append(self.algorithm.generate(part, self.nets).float().cpu())
+        return torch.cat(outs), None if labels is None else labels.cpu()
+
+    def images(self, n: int, seed: int = 0, **controls: Any) -> np.ndarray:
+        """uint8 N x H x W x C images (the layout FID tools read)."""
+        if self.value_range is None:
+            raise ConfigError("this model generates vectors, not images; use sample()")
+        return to_uint8(self.sample(n, seed, **controls), self.value_range).permute(0, 2, 3, 1).numpy()
+
+
+def _step_of(ckpt: Path) -> int | None:
+    """The step in a checkpoint directory's name (``step-00001000`` -> 1000), None for another name."""
+    head, _, digits = ckpt.name.rpartition("-")
+    return int(digits) if head == "step" and digits.isdigit() else None
+
+
+def _steps_text(found: list[Path]) -> str:
+    steps = [str(s) for s in map(_step_of, found) if s is not None]
+    if len(steps) > 12:    # one line even for a run that kept every checkpoint
+        return f"{', '.join(steps[:3])}, ..., {', '.join(steps[-6:])} ({len(steps)} in all)"
+    return ", ".join(steps)
+
+
+def select_checkpoint(run_dir: str | Path, which: CheckpointSpec = None) -> Path:
+    """The checkpoint directory ``which`` names in ``run_dir``: None or "latest" the newest, a step number, or a
+    checkpoint directory. A step the run did not keep raises one line listing the steps it has."""
+    run_dir = Path(run_dir)
+    if which is None or (isinstance(which, str) and which.strip().lower() == "latest"):
+        return require_checkpoint(run_dir)
+    if isinstance(which, bool):
+        raise ConfigError(f"a checkpoint is a step number or a checkpoint directory, got {which!r}")
+    if isinstance(which, str) and which.strip().isdigit():
+        which = int(which.strip())
+    found = list_checkpoints(run_dir)
+    if isinstance(which, int):
+        ckpt = run_dir / "checkpoints" / f"step-{which:08d}"
+        if which >= 0 and (ckpt / "state.json").is_file():
+            return ckpt
+        have = (f"its checkpoints are at steps {_steps_text(found)}" if found else "it has no checkpoint yet")
+        raise CheckpointError(f"{run_dir} has no checkpoint at step {which}; {have} (train.keep_checkpoints sets how "
+                              "many a run keeps)")
+    path = Path(which).expanduser()
+    for candidate in (path, run_dir / "checkpoints" / path, *([path.parent] if path.is_file() else [])):
+        if (candidate / "state.json").is_file():
+            return candidate
+    hint = f"steps {_steps_text(found)}" if found else "no checkpoint yet"
+    raise CheckpointError(f"{path} is not a checkpoint directory (no state.json); give a step number or a directory "
+                          f"such as {run_dir / 'checkpoints' / 'step-00001000'} ({run_dir} has {hint})")
+
+
+def checkpoint_facts(run_dir: str | Path, which: CheckpointSpec = None) -> dict[str, Any]:
+    """What ``ganforge info --checkpoint`` shows of a chosen checkpoint: its path and step (nothing for None)."""
+    if which is None:
+        return {}
+    ckpt = select_checkpoint(run_dir, which)
+    return {"checkpoint": str(ckpt), "steps_done": int(read_state(ckpt)["step"])}
+
+
+def parse_init_from(spec: str | Path) -> tuple[Path, int | None]:
+    """``RUN[:STEP]`` -> (run directory, step or None for the latest). A checkpoint directory is accepted as RUN
+    (``runs/a/checkpoints/step-00001000``): the run is the directory two levels up."""
+    text = str(spec)
+    head, sep, tail = text.rpartition(":")
+    run, step = (Path(head), int(tail)) if sep and head and tail.isdigit() else (Path(text), None)
+    run = run.expanduser()
+    named = _step_of(run)
+    if step is None and named is not None and run.parent.name == "checkpoints" and (run / "state.json").is_file():
+        return run.parent.parent, named
+    return run, step
+
+
+def load(run_dir: str | Path, device: str = "cpu", use_ema: bool = True, step: CheckpointSpec = None) -> Model:
+    """Load a checkpoint of a run for sampling: the newest, or ``step`` (a step number, or a checkpoint path)."""
+    run_dir = Path(run_dir)
+    cfg, info, _ = read_run(run_dir)
+    ckpt = select_checkpoint(run_dir, step)
+    weights, _, state = read_checkpoint(ckpt, with_training=False)
+    algo = build_algorithm(cfg, info)
+    ema = None
+    has_ema = any(k.startswith("ema.") for k in weights)
+    if has_ema:
+        ema = EMA({k: algo.nets[k] for k in algo.ema_networks}, decay=0.999)
+    load_weights(algo, weights, ema)
+    dev = resolve_device(device)
+    algo.to(dev).eval()
+    nets = dict(algo.nets.items())
+    if ema is not None and use_ema:
+        nets.update({k: m.to(dev).eval() for k, m in ema.shadow.items()})
+    return Model(run_dir, cfg, info, algo, nets, int(state["step"]), dev, ckpt)
+
+
+__all__ = ["CheckpointSpec", "Model", "checkpoint_facts", "load", "parse_init_from", "select_checkpoint"]
