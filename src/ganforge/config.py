@@ -526,10 +526,9 @@ def check_params(fn: Any, params: dict[str, Any], path: str, skip: tuple[str, ..
     """
     allowed = signature_params(fn, skip)
     target = fn.__init__ if inspect.isclass(fn) else fn
-    try:
-        hints = typing.get_type_hints(target)
-    except Exception:  # pragma: no cover - annotations that cannot be resolved are taken as Any
-        hints = {}
+    # Annotations that cannot be resolved are a bug in the class, not in the recipe: let it surface (the CLI reports
+    # it as an internal error) rather than skip the validation silently.
+    hints = typing.get_type_hints(target)
     out = {}
     for key, value in params.items():
         if reserved and key in reserved:

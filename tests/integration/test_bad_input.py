@@ -113,6 +113,8 @@ SET_CASES = [
     ("train.eval_metrics=[fid, *x]", "alias"),
     ("networks.G.hidden=[-5]", "networks.G: hidden must be layer widths >= 1"),
     ("networks.D.hidden=[0]", "networks.D: hidden must be layer widths >= 1"),
+    ("train.nonfinite=maybe", "train.nonfinite must be one of"),
+    ("train.threads=2.5", "train.threads must be int"),
 ]
 
 
@@ -286,6 +288,8 @@ SAMPLE_CASES = [
     (["--out", "{tmp}/grid.png", "--per-row", "0"], "--per-row must be between 1 and 1,000"),
     (["--out", "{tmp}/s.npz", "--n", str(10**9)], "--n must be between 1 and 1,000,000 for a .npz file"),
     (["--out", "{tmp}/grid.png", "--n", str(10**6)], "(write a .npz for more)"),
+    (["--out", "{tmp}/grid.png", "--checkpoint", "3"], "no checkpoint at step 3"),
+    (["--out", "{tmp}/grid.png", "--checkpoint", "{tmp}/file.txt"], "file.txt"),
 ]
 if Path("/proc/self").is_dir():   # Linux: /proc takes no new files, even for root
     SAMPLE_CASES.append((["--out", "/proc/x.png"], "cannot write --out /proc/x.png"))
@@ -328,8 +332,19 @@ def test_inception_weights_as_a_plain_pickle(tmp_path):
     weights = tmp_path / "weights.pth"
     weights.write_bytes(pickle.dumps({"a": 1}, protocol=4))
     images = tmp_path / "images.npz"
-    np.savez(images, arr_0=np.zeros((4, 28, 28, 1), np.uint8))
+    np.savez(images, arr_0=np.zeros((100, 28, 28, 1), np.uint8))
     code, err = run_subprocess(["eval", images, "--ref", f"npz:{images}", "--metrics", "fid", "--features",
                                 "inception", "--inception-weights", weights], tmp_path)
     assert_refused(code, err, "cannot read Inception weights")
     assert not (tmp_path / "images.eval.json").exists()
+
+
+# ----------------------------------------------------------------------------------------------- warm starts
+@pytest.mark.parametrize("source, fragment", [("{tmp}/no-such-run", "no-such-run"), ("{run}:99", "step 99"),
+                                              ("{run}:abc", "abc")])
+def test_bad_init_from(toy_run, source, fragment, tmp_path, capsys):
+    out = tmp_path / "warm"
+    code, _, err = run_cli(["train", "gan-toy", "--steps", "1", "--out", out, "--init-from",
+                            source.format(tmp=tmp_path, run=toy_run)], capsys)
+    assert_refused(code, err, fragment)
+    assert not out.exists()

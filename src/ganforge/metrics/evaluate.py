@@ -312,17 +312,11 @@ def feature_metrics(metrics: Sequence[str], fake_feats: np.ndarray, real_feats: 
         rl = real_feats[rng.choice(len(real_feats), m, replace=False)] if len(real_feats) > m else real_feats
         if "pr" in metrics:
             pr = precision_recall(rl, fk, k=3)
-            out["precision"], out["recall"] = _pair(pr, "precision", "recall")
+            out["precision"], out["recall"] = float(pr["precision"]), float(pr["recall"])
         if "dc" in metrics:
             dc = density_coverage(rl, fk, k=5)
-            out["density"], out["coverage"] = _pair(dc, "density", "coverage")
+            out["density"], out["coverage"] = float(dc["density"]), float(dc["coverage"])
     return out
-
-
-def _pair(result: Any, a: str, b: str) -> tuple[float, float]:
-    if isinstance(result, dict):
-        return float(result[a]), float(result[b])
-    return float(result[0]), float(result[1])
 
 
 @dataclass
