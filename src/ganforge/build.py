@@ -60,7 +60,8 @@ def load_dataset(cfg: Config) -> Dataset:
 
 def data_info(ds: Dataset) -> DataInfo:
     return DataInfo(kind=ds.kind, sample_shape=tuple(ds.shape), num_classes=ds.num_classes,
-                    class_names=tuple(ds.class_names) if ds.class_names else None)
+                    class_names=tuple(ds.class_names) if ds.class_names else None, keys=ds.keys(),
+                    field_shapes={k: tuple(v.shape[1:]) for k, v in ds.fields.items()})
 
 
 def check_groups(cfg: Config, cls: type[Algorithm]) -> None:
@@ -108,6 +109,13 @@ def build_algorithm(cfg: Config, info: DataInfo) -> Algorithm:
 def _build_algorithm(cfg: Config, info: DataInfo) -> Algorithm:
     cls, params = algorithm_params(cfg)
     check_groups(cfg, cls)
+    missing_keys = [k for k in cls.needs_keys if k not in info.keys]
+    if missing_keys:
+        from .data.base import sources_yielding
+        fit = sources_yielding(list(cls.needs_keys))
+        raise DataError(f"algorithm '{cls.name}' needs batches with {', '.join(cls.needs_keys)}, but "
+                        f"{cfg.data.source} yields {', '.join(info.keys) or 'nothing'}; use a source that yields "
+                        f"them ({', '.join(s + ':...' for s in fit) if fit else 'none is registered yet'})")
     if cls.needs_labels and info.num_classes < 2:
         raise DataError(f"algorithm '{cls.name}' needs labelled data, but {cfg.data.source} has no labels; "
                         "use a labelled source (mnist5k, idx:, a folder with class subfolders)")

@@ -9,7 +9,7 @@ accounting live in one place for every family.
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar, Iterator, Mapping, Protocol
 
 import torch
@@ -21,8 +21,31 @@ from ..registry import Registry
 
 @dataclass
 class Batch:
-    x: torch.Tensor               # in the model's value range, on the device
-    y: torch.Tensor | None        # int64 labels or None
+    """One batch of named tensors (``data/base.py`` BATCH_KEYS), on the device.
+
+    ``x`` is the main sample (``batch["image"]`` or ``batch["vector"]``) in the model's value range, ``y`` the int64
+    labels (``batch["label"]``) or None; ``fields`` the other keys the source yields (image fields such as ``target``
+    and ``lowres`` in the model's value range too)."""
+
+    x: torch.Tensor
+    y: torch.Tensor | None
+    fields: dict[str, torch.Tensor] = field(default_factory=dict)
+    main: str = "image"           # what x is called: "image" or "vector"
+
+    def __getitem__(self, key: str) -> torch.Tensor:
+        if key == self.main:
+            return self.x
+        if key == "label" and self.y is not None:
+            return self.y
+        if key in self.fields:
+            return self.fields[key]
+        raise KeyError(f"this batch has no {key!r}; it has {', '.join(self.keys())}")
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.keys()
+
+    def keys(self) -> tuple[str, ...]:
+        return (self.main,) + (("label",) if self.y is not None else ()) + tuple(self.fields)
 
 
 @dataclass(frozen=True)
@@ -33,6 +56,8 @@ class DataInfo:
     sample_shape: tuple[int, ...]
     num_classes: int              # 0 if unlabelled
     class_names: tuple[str, ...] | None = None
+    keys: tuple[str, ...] = ()    # the batch keys the data yields ("image", "label", "target", ...)
+    field_shapes: Mapping[str, tuple[int, ...]] = field(default_factory=dict)   # per-sample shape of each field
 
 
 class StepContext(Protocol):
@@ -78,6 +103,9 @@ class Algorithm(nn.Module):
     ema_networks: ClassVar[tuple[str, ...]] = ("G",)
     sampling_network: ClassVar[str] = "G"
     needs_labels: ClassVar[bool] = False
+    # Batch keys the family needs besides the main sample (``image`` / ``vector``), e.g. ("target",) for pix2pix;
+    # data without them is refused at build time with one line naming the sources that yield them.
+    needs_keys: ClassVar[tuple[str, ...]] = ()
     # The objective needs (``objectives.Need``) this family can meet (``algorithms/needs.py``); an objective with any
     # other need is refused when the algorithm is built. Empty by default, so a new family refuses until it declares.
     supported_needs: ClassVar[frozenset[Need]] = frozenset()

@@ -19,12 +19,28 @@ from ..registry import Registry
 Kind = Literal["image", "vector"]
 
 
+# The names a batch may carry (a source yields some, an algorithm needs some; DESIGN.md "v2: named batches"):
+#   image       uint8 N x C x H x W (the main image; ``Dataset.x`` of an image source)
+#   vector      float32 N x D (``Dataset.x`` of vector data, e.g. the 2-D toy mixtures)
+#   label       int64 N class labels (``Dataset.y``)
+#   target      uint8 N x C x H x W, the paired image (pix2pix's B for an A, zi2zi's glyph in the other font)
+#   lowres      uint8 N x C x h x w, the low-resolution input of super-resolution
+#   attributes  float32 N x K multi-hot attributes (CelebA's Black_Hair, Male, ...)
+#   domain      int64 N domain index (StarGAN / ComboGAN: which font, which digit style)
+#   text        int64 N x L token ids (0 = padding) of a caption
+BATCH_KEYS = ("image", "vector", "label", "target", "lowres", "attributes", "domain", "text")
+# Fields that are images of the same geometry as ``image``: data.image_size / data.channels convert them with it.
+FOLLOW_IMAGE = ("target",)
+
+
 @dataclass
 class Dataset:
     """A whole dataset in memory.
 
     ``x``: uint8 ``N x C x H x W`` for images (0..255), float32 ``N x D`` for vector data (toy 2-D).
     ``y``: int64 ``N`` class labels, or None for unlabelled data.
+    ``fields``: further named per-sample tensors (first dimension N), one of ``BATCH_KEYS`` each: ``target``,
+    ``lowres``, ``attributes``, ``domain``, ``text``. Image fields are uint8 NCHW like ``x``.
     """
 
     x: torch.Tensor
@@ -33,15 +49,29 @@ class Dataset:
     kind: Kind = "image"
     class_names: list[str] | None = None
     meta: dict = field(default_factory=dict)
+    fields: dict[str, torch.Tensor] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.kind == "image" and (self.x.dtype != torch.uint8 or self.x.ndim != 4):
             raise ValueError(f"image dataset {self.name} must be uint8 NCHW, got {self.x.dtype} {tuple(self.x.shape)}")
         if self.y is not None and len(self.y) != len(self.x):
             raise ValueError(f"dataset {self.name}: {len(self.x)} samples but {len(self.y)} labels")
+        for key, value in self.fields.items():
+            if key not in BATCH_KEYS or key in ("image", "vector", "label"):
+                raise ValueError(f"dataset {self.name}: field {key!r} is not one of {', '.join(BATCH_KEYS[3:])}")
+            if len(value) != len(self.x):
+                raise ValueError(f"dataset {self.name}: {len(self.x)} samples but {len(value)} in field {key!r}")
+            if key in ("target", "lowres") and (value.dtype != torch.uint8 or value.ndim != 4):
+                raise ValueError(f"dataset {self.name}: field {key!r} must be uint8 NCHW images, got "
+                                 f"{value.dtype} {tuple(value.shape)}")
 
     def __len__(self) -> int:
         return len(self.x)
+
+    def keys(self) -> tuple[str, ...]:
+        """The batch keys this dataset yields, e.g. ("image", "label") or ("image", "target")."""
+        main = ("image",) if self.kind == "image" else ("vector",)
+        return main + (("label",) if self.y is not None else ()) + tuple(self.fields)
 
     @property
     def num_classes(self) -> int:
@@ -64,6 +94,7 @@ class Dataset:
             kind=self.kind,
             class_names=self.class_names,
             meta=dict(self.meta),
+            fields={k: v[index] for k, v in self.fields.items()},
         )
 
 
@@ -75,9 +106,22 @@ SOURCES: Registry[Loader] = Registry("data source", error=DataError,
 _SOURCES = SOURCES   # the name metrics/evaluate.py asks ("is this a source prefix?")
 
 
-def register_source(prefix: str, help: str) -> Callable[[Loader], Loader]:
-    """Register a loader for specs ``prefix`` or ``prefix:ARG``; ``help`` is shown by ``ganforge list``."""
+# The batch keys each source yields (at least; options such as ?attrs= may add some), for the one-line refusal of an
+# algorithm given data without the keys it needs: it names the sources that would fit.
+SOURCE_KEYS: dict[str, tuple[str, ...]] = {}
+
+
+def register_source(prefix: str, help: str,
+                    keys: tuple[str, ...] = ("image", "label")) -> Callable[[Loader], Loader]:
+    """Register a loader for specs ``prefix`` or ``prefix:ARG``; ``help`` is shown by ``ganforge list``; ``keys``
+    are the batch keys its datasets yield (``label`` where labels may be present)."""
+    SOURCE_KEYS[prefix] = tuple(keys)
     return SOURCES.register(prefix, help)
+
+
+def sources_yielding(keys: tuple[str, ...] | list[str]) -> list[str]:
+    """Registered source prefixes whose datasets yield every key in ``keys``."""
+    return [p for p, have in sorted(SOURCE_KEYS.items()) if all(k in have for k in keys)]
 
 
 def source_help() -> dict[str, str]:
@@ -151,14 +195,18 @@ def prepare(ds: Dataset, image_size: int | None, channels: int | None) -> Datase
     """Bring an image dataset to the model's channels and square size; vector data passes through."""
     if ds.kind != "image":
         return ds
-    x = ds.x
+    follow = [k for k in FOLLOW_IMAGE if k in ds.fields]
+    images = {"image": ds.x, **{k: ds.fields[k] for k in follow}}
     if channels is not None:
-        x = _to_channels(x, channels, ds.name)
+        images = {k: _to_channels(v, channels, ds.name) for k, v in images.items()}
     if image_size is not None:
-        check_fits_in_memory(len(x), x.shape[1] * image_size * image_size, ds.name, f"data.image_size={image_size}",
+        per_sample = sum(v.shape[1] for v in images.values()) * image_size * image_size
+        check_fits_in_memory(len(ds.x), per_sample, ds.name, f"data.image_size={image_size}",
                              "use a smaller data.image_size")
-        x = _resize(x, image_size)
-    return Dataset(x=x, y=ds.y, name=ds.name, kind=ds.kind, class_names=ds.class_names, meta=dict(ds.meta))
+        images = {k: _resize(v, image_size) for k, v in images.items()}
+    fields = {**ds.fields, **{k: images[k] for k in follow}}
+    return Dataset(x=images["image"], y=ds.y, name=ds.name, kind=ds.kind, class_names=ds.class_names,
+                   meta=dict(ds.meta), fields=fields)
 
 
 def to_model_range(x: torch.Tensor, value_range: tuple[float, float]) -> torch.Tensor:

@@ -36,7 +36,8 @@ def sample_mixture(name: str, n: int, generator: torch.Generator) -> tuple[torch
     return x, k
 
 
-@register_source("toy", "2-D Gaussian mixtures: toy:ring8 (8 modes, r=2, std 0.02), toy:grid25 (5x5, std 0.05)")
+@register_source("toy", "2-D Gaussian mixtures: toy:ring8 (8 modes, r=2, std 0.02), toy:grid25 (5x5, std 0.05)",
+                 keys=("vector",))
 def _toy(arg: str, seed: int) -> Dataset:
     centers, _ = mode_centers(arg)
     g = torch.Generator().manual_seed(10_007 * seed + 17)

@@ -55,7 +55,8 @@ def write_run_files(run_dir: Path, cfg: Config, info: DataInfo, command: str, de
     meta = {"ganforge": __version__, "torch": torch.__version__, "python": platform.python_version(),
             "created": _dt.datetime.now().isoformat(timespec="seconds"), "command": command, "device": device,
             "data": {"kind": info.kind, "sample_shape": list(info.sample_shape), "num_classes": info.num_classes,
-                     "class_names": list(info.class_names) if info.class_names else None}}
+                     "class_names": list(info.class_names) if info.class_names else None,
+                     "keys": list(info.keys), "field_shapes": {k: list(v) for k, v in info.field_shapes.items()}}}
     atomic_write_text(run_dir / "run.json", json.dumps(meta, indent=1))
     readme = (f"# {cfg.name}\n\n{cfg.description}\n\nSource: {cfg.source}\n\n"
               f"Launched {meta['created']} on {device} (ganforge {__version__}, torch {torch.__version__}):\n\n"
@@ -124,8 +125,14 @@ def _data_info(meta: Any, path: Path, fix: str) -> DataInfo:
             if not isinstance(meta, dict) else "no valid 'data' entry"
         raise RunDirError(f"{path} has {got}; it should be an object whose 'data' gives kind, sample_shape and "
                           f"num_classes, as ganforge train writes it; {fix}")
+    # keys / field_shapes: written since named batches; a run from before yields the main sample (and labels)
+    keys = d.get("keys")
+    if not (isinstance(keys, list) and all(isinstance(k, str) for k in keys)):
+        keys = (["image"] if d["kind"] == "image" else ["vector"]) + (["label"] if d["num_classes"] else [])
+    shapes = d.get("field_shapes")
+    shapes = {k: tuple(v) for k, v in shapes.items() if isinstance(v, list)} if isinstance(shapes, dict) else {}
     return DataInfo(kind=d["kind"], sample_shape=tuple(shape), num_classes=d["num_classes"],
-                    class_names=tuple(names) if names else None)
+                    class_names=tuple(names) if names else None, keys=tuple(keys), field_shapes=shapes)
 
 
 def _is_int(x: Any) -> bool:

@@ -311,6 +311,7 @@ class Trainer:
         # The whole dataset lives on the device as one tensor: a batch is one index operation.
         self.data_x = ds.x.to(self.device)
         self.data_y = None if ds.y is None else ds.y.to(self.device)
+        self.data_fields = {k: v.to(self.device) for k, v in ds.fields.items()}
         self.value_range = self.algorithm.value_range if ds.kind == "image" else None
         # Each rank draws the same global batch stream and keeps its slice: together they see the single-process batch.
         self.sampler = BatchSampler(len(ds), tc.batch_size // world, cfg.data.sampling, seed=tc.seed,
@@ -359,7 +360,16 @@ class Trainer:
         x = to_model_range(x, self.value_range) if self.value_range is not None else x.float()
         if self.cfg.train.channels_last and x.dim() == 4:
             x = x.contiguous(memory_format=torch.channels_last)
-        return Batch(x=x, y=None if self.data_y is None else self.data_y[idx])
+        fields = {}
+        for key, data in self.data_fields.items():
+            value = data[idx]
+            if value.dtype == torch.uint8 and value.dim() == 4 and self.value_range is not None:   # image fields
+                value = to_model_range(value, self.value_range)
+                if self.cfg.train.channels_last:
+                    value = value.contiguous(memory_format=torch.channels_last)
+            fields[key] = value
+        return Batch(x=x, y=None if self.data_y is None else self.data_y[idx], fields=fields,
+                     main="image" if self.value_range is not None else "vector")
 
     def autocast(self) -> contextlib.AbstractContextManager:
         if self.amp_dtype is None:
