@@ -302,6 +302,7 @@ def test_cli_sample_label_controls_and_npz_labels(tiny_run, tmp_path, capsys):
     # same z down each column, different label per row: the images differ only through the label
     model = ganforge.load(tiny_run)
     a, _ = model.sample_with_inputs(20, seed=0, labels=[3, 3], share_noise=True)
-    assert torch.equal(a[:10], a[10:])
+    # equal up to rounding: with AVX2 kernels a sample's floats depend slightly on its place in the batch
+    torch.testing.assert_close(a[:10], a[10:], atol=1e-5, rtol=0)
     code, _, err = run_cli(["sample", tiny_run, "--n", "4", "--code", "c1=-1:1", "--out", tmp_path / "x.png"], capsys)
     assert code == 2 and len(err.strip().splitlines()) == 1

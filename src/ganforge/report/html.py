@@ -139,7 +139,10 @@ def _charts(rows: list[dict[str, Any]], evals: list[dict[str, Any]]) -> str:
     for k in ekeys:
         # One line per origin: training evaluations and `ganforge eval` runs may differ in n and reference.
         series = {o: _numeric([r for r in evals if str(r.get("origin", "")) == o], k) for o in origins}
-        out.append(_svg_chart(f"eval: {k}", {o: s for o, s in series.items() if s}, ylabel=k))
+        # A curve needs two evaluated steps; a single evaluation is in the table above, not a chart of one dot.
+        series = {o: s for o, s in series.items() if len({step for step, _ in s}) >= 2}
+        if series:
+            out.append(_svg_chart(f"eval: {k}", series, ylabel=k))
     return "\n".join(c for c in out if c)
 
 
@@ -214,7 +217,7 @@ def write_report(run_dir: str | Path) -> Path:
     body.append(f"<h2>Resolved config</h2><pre>{html.escape(cfg_text)}</pre>")
     page = ("<!doctype html><html><head><meta charset='utf-8'><title>" + html.escape(title) + "</title><style>"
             "body{font-family:sans-serif;max-width:1000px;margin:20px auto;padding:0 10px}"
-            "pre{background:#f6f6f6;padding:8px;overflow:auto}.small{font-size:12px}"
+            "pre{background:#f6f6f6;padding:8px;overflow:auto;white-space:pre-wrap;overflow-wrap:anywhere}.small{font-size:12px}"
             ".strip{display:flex;flex-wrap:wrap;gap:6px}figure{margin:0;text-align:center;font-size:11px}"
             ".notice{background:#fff3cd;border:1px solid #e0c36b;padding:4px 8px}"
             "table.evals{border-collapse:collapse;font-size:12px;display:block;overflow-x:auto}"
