@@ -144,6 +144,19 @@ def _parser() -> argparse.ArgumentParser:
     inf.add_argument("--report", action="store_true", help="(re)write report.html")
     inf.add_argument("--checkpoint", metavar="STEP|PATH", help="show this checkpoint (a step the run kept, or a "
                      "checkpoint directory) as the run's progress instead of the newest")
+
+    da = sub.add_parser("data", help="show what a data source yields, without training",
+                        description="Load a data source (a name such as mnist5k?split=test, PREFIX:ARG, or a bare "
+                                    "folder / .npz / IDX path) and show what it yields: the sample count, the batch "
+                                    "keys, each key's per-sample shape, dtype and value range, the classes with "
+                                    "their counts, attributes, domains, vocabulary size and the splits the source "
+                                    "accepts. Nothing is trained or written, except the --grid PNG.")
+    da.add_argument("source", help="data source, e.g. mnist5k, mnist5k?split=test, toy:ring8, imgs/, x.npz")
+    da.add_argument("--grid", metavar="FILE.png", help="also write a PNG grid of the first --n samples: paired data "
+                    "shows image | target per sample, super-resolution data lowres (upscaled, nearest) | image; "
+                    "2-D points a scatter plot")
+    da.add_argument("--n", type=int, metavar="N", help="samples in the grid (default 64 images; 2-D points: all)")
+    da.add_argument("--json", action="store_true", help="print machine-readable JSON instead of the text summary")
     return p
 
 
@@ -507,7 +520,154 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"list": cmd_list, "train": cmd_train, "sample": cmd_sample, "eval": cmd_eval, "info": cmd_info}
+DATA_GRID_DEFAULT = 64          # `ganforge data --grid` shows this many images unless --n says otherwise
+DATA_TEXT_CLASSES = 20          # the text summary lists this many classes / attributes / domains, then "..."
+
+
+def _tensor_facts(t: "torch.Tensor") -> dict[str, Any]:
+    """Per-sample shape, dtype and value range of one batch key's whole tensor (first dimension N)."""
+    empty = t.numel() == 0
+    cast = int if not t.dtype.is_floating_point else float
+    return {"shape": list(t.shape[1:]), "dtype": str(t.dtype).removeprefix("torch."),
+            "min": None if empty else cast(t.min()), "max": None if empty else cast(t.max())}
+
+
+def _named_counts(names: list[Any] | None, counts: list[int] | None, k: int) -> dict[str, Any]:
+    # A name may be a record (glyphs' fonts: {"name", "path", "index"}): its name is what a reader needs here.
+    names = [str(n.get("name", n)) if isinstance(n, dict) else str(n) for n in names] if names else \
+        [str(i) for i in range(k)]
+    return {"count": len(names), "names": names, **({"counts": counts} if counts is not None else {})}
+
+
+def _describe_data(spec: str) -> tuple[dict[str, Any], Any]:
+    """(what ``ganforge data`` reports, the loaded Dataset)."""
+    import re
+    import torch
+    from .data import load_source, resolve_source, source_help
+    resolved = resolve_source(spec)
+    ds = load_source(spec, seed=0)
+    tensors = {("image" if ds.kind == "image" else "vector"): ds.x, **({"label": ds.y} if ds.y is not None else {}),
+               **ds.fields}
+    facts: dict[str, Any] = {"source": spec, "resolved": resolved, "name": ds.name, "kind": ds.kind,
+                             "count": len(ds), "keys": list(ds.keys()),
+                             "fields": {k: _tensor_facts(tensors[k]) for k in ds.keys()}}
+    if ds.y is not None:
+        k = ds.num_classes
+        facts["classes"] = _named_counts(ds.class_names, torch.bincount(ds.y, minlength=k)[:k].tolist()
+                                         if len(ds.y) and int(ds.y.min()) >= 0 else None, k)
+    attrs = ds.fields.get("attributes")
+    names = ds.meta.get("attributes")
+    if attrs is not None or names:
+        k = attrs.shape[1] if attrs is not None else len(names)
+        # counts: the samples that have each attribute (multi-hot value above 0.5)
+        facts["attributes"] = _named_counts(names, (attrs > 0.5).sum(0).tolist() if attrs is not None else None, k)
+    dom = ds.fields.get("domain")
+    names = ds.meta.get("domains") or ds.meta.get("fonts")
+    if dom is not None or names:
+        k = len(names) if names else (int(dom.max()) + 1 if len(dom) else 0)
+        counts = torch.bincount(dom, minlength=k)[:k].tolist() if dom is not None and len(dom) else None
+        facts["domains"] = _named_counts(names, counts, k)
+    vocab = ds.meta.get("vocab")
+    if vocab is not None:
+        facts["vocab_size"] = vocab if isinstance(vocab, int) else len(vocab)
+    # The splits a source takes are the ones its help text names (`?split=train|test|all`), the same line
+    # `ganforge list --all` shows: one place to keep them, read by both.
+    prefix = resolved.partition(":")[0].partition("?")[0]
+    found = re.search(r"split=([\w|]+)", source_help().get(prefix, ""))
+    facts["splits"] = found.group(1).split("|") if found else []
+    return facts, ds
+
+
+def _data_grid(ds: Any, n: int | None, out: Path) -> str:
+    """Write the --grid PNG; return what each cell shows."""
+    import torch
+    import torch.nn.functional as F
+    from .report import save_grid, save_scatter
+    if ds.kind != "image":
+        points = ds.x[:n] if n else ds.x
+        toy = ds.meta.get("toy")
+        ref = None
+        if toy:
+            from .data.toy2d import mode_centers
+            ref = mode_centers(toy)[0]
+        if points.ndim != 2 or points.shape[1] != 2:
+            from .errors import DataError
+            raise DataError(f"--grid draws images or 2-D points; {ds.name} holds {tuple(points.shape[1:])} vectors")
+        save_scatter(points, out, reference=ref)
+        return f"{len(points)} points" + (" over the mode centres" if ref is not None else "")
+    n = min(n or DATA_GRID_DEFAULT, len(ds))
+    image = ds.x[:n]
+    h, w = image.shape[-2:]
+    parts, names = [image], ["image"]
+    if "lowres" in ds.fields:   # the input of super-resolution, left of what it should become
+        parts.insert(0, ds.fields["lowres"][:n])
+        names.insert(0, "lowres")
+    if "target" in ds.fields:
+        parts.append(ds.fields["target"][:n])
+        names.append("target")
+    channels = max(p.shape[1] for p in parts)
+    # Each part to the image's size (nearest: pixels shown as they are, a low-resolution input as blocks) and to
+    # a common channel count, so one sample's parts sit side by side in one cell.
+    cells = []
+    for p in parts:
+        if p.shape[-2:] != (h, w):
+            p = F.interpolate(p.float(), size=(h, w), mode="nearest").to(torch.uint8)
+        if p.shape[1] != channels:
+            p = p[:, :1].expand(-1, channels, -1, -1)
+        cells.append(p)
+    save_grid(torch.cat(cells, dim=3).contiguous(), out, scale=max(1, 64 // h))
+    return f"{n} samples: " + " | ".join(names)
+
+
+def _data_text(facts: dict[str, Any]) -> str:
+    def listed(group: dict[str, Any]) -> str:
+        counts = group.get("counts")
+        items = [f"{name} {counts[i]}" if counts is not None else name for i, name in enumerate(group["names"])]
+        more = f", ... ({len(items) - DATA_TEXT_CLASSES} more)" if len(items) > DATA_TEXT_CLASSES else ""
+        return f"{group['count']}: " + ", ".join(items[:DATA_TEXT_CLASSES]) + more
+
+    where = facts["source"] if facts["resolved"] == facts["source"] else f"{facts['source']} ({facts['resolved']})"
+    lines = [f"{where}: {facts['count']} samples, {facts['kind']} data"]
+    rows = [("keys", ", ".join(facts["keys"]))]
+    for key, f in facts["fields"].items():
+        shape = str(tuple(f["shape"])) if f["shape"] else "scalar"
+        values = "empty" if f["min"] is None else f"values {f['min']:.4g}..{f['max']:.4g}"
+        rows.append((f"  {key}", f"{f['dtype']} {shape}, {values}"))
+    for key, label in (("classes", "classes"), ("attributes", "attributes"), ("domains", "domains")):
+        if key in facts:
+            rows.append((label, listed(facts[key])))
+    if "vocab_size" in facts:
+        rows.append(("vocab", f"{facts['vocab_size']} tokens"))
+    rows.append(("splits", ", ".join(facts["splits"]) if facts["splits"] else "none (the whole source)"))
+    if "grid" in facts:
+        rows.append(("grid", f"{facts['grid']} ({facts['grid_shows']})"))
+    width = max(len(r[0]) for r in rows)
+    return "\n".join(lines + [f"  {k:<{width}}  {v}" for k, v in rows])
+
+
+def cmd_data(args: argparse.Namespace) -> int:
+    from .errors import ConfigError
+    if args.n is not None and args.n < 1:
+        raise ConfigError(f"--n must be >= 1, got {args.n}")
+    if args.grid is not None and Path(args.grid).suffix.lower() != ".png":
+        raise ConfigError(f"--grid must name a .png file, got '{Path(args.grid).name}'")
+    if args.n is not None and args.grid is None:
+        raise ConfigError("--n sets the samples in the --grid PNG; add --grid FILE.png")
+    facts, ds = _describe_data(args.source)
+    if args.grid is not None:
+        out = Path(args.grid)
+        try:
+            facts["grid_shows"] = _data_grid(ds, args.n, out)
+        except OSError as e:
+            raise ConfigError(f"cannot write {e.filename or out} ({e.strerror}); pass --grid somewhere writable") \
+                from None
+        facts["grid"] = str(out)
+    print(json.dumps(facts, indent=1) if args.json else _data_text(facts))
+    return 0
+
+
+COMMANDS = {"list": cmd_list, "train": cmd_train, "sample": cmd_sample, "eval": cmd_eval, "info": cmd_info,
+            "data": cmd_data}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

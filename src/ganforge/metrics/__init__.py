@@ -1,4 +1,5 @@
-"""Sample-quality metrics: FID, KID, IS, precision/recall, density/coverage, 2-D toy mode metrics.
+"""Sample-quality metrics: FID, KID, IS, precision/recall, density/coverage, 2-D toy mode metrics; paired metrics
+(L1, PSNR, SSIM) where a true target exists, and content preservation of translations.
 
 The metric functions here are pure: they take feature matrices (or class probabilities, or 2-D
 samples) and return numbers. The Inception network that produces the features lives in
@@ -9,9 +10,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from .content import content_classifier, content_preservation
 from .fid import feature_stats, fid_from_features, frechet_distance, frechet_distance_scipy, load_stats, save_stats
 from .inception_score import inception_score
 from .kid import kernel_inception_distance
+from .paired import l1, paired_metrics, psnr, psnr_set, ssim
 from .prdc import density_coverage, precision_recall
 from .toy2d import toy_mode_metrics
 
@@ -29,6 +32,13 @@ __all__ = [
     "precision_recall",
     "density_coverage",
     "toy_mode_metrics",
+    "l1",
+    "psnr",
+    "psnr_set",
+    "ssim",
+    "paired_metrics",
+    "content_classifier",
+    "content_preservation",
     *_LAZY_INCEPTION,
 ]
 
