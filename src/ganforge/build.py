@@ -193,4 +193,6 @@ def build(cfg: Config) -> Built:
     info = data_info(ds)
     algo = build_algorithm(cfg, info)
     check_data_fits(cfg, algo, info)
+    from .train.trainer import check_training_options   # here, not at the top: trainer.py imports this module
+    check_training_options(cfg, algo)
     return Built(cfg, ds, info, algo)

@@ -65,6 +65,9 @@ class OptimConfig:
     schedule: Literal["constant", "inverse_time", "linear"] = "constant"
     decay: float = 0.0
     decay_steps: int = 0
+    # Per-parameter lr multipliers by name prefix, "<network key>.<parameter name>" as in the checkpoint's nets.*
+    # keys, e.g. {"G.mapping": 0.01} (StyleGAN's mapping network); the longest matching prefix wins (trainer.py).
+    lr_mult: dict[str, float] = field(default_factory=dict)
 
     def check(self, path: str) -> None:
         if not self.lr > 0:
@@ -75,6 +78,10 @@ class OptimConfig:
             raise ConfigError(f"{path}.alpha must be in (0, 1), got {self.alpha}")
         if self.eps <= 0 or self.decay < 0 or self.momentum < 0 or self.weight_decay < 0 or self.decay_steps < 0:
             raise ConfigError(f"{path}: eps must be > 0 and decay, decay_steps, momentum, weight_decay >= 0")
+        for prefix, mult in self.lr_mult.items():
+            if not mult > 0 or not prefix or prefix.startswith(".") or prefix.endswith("."):
+                raise ConfigError(f"{path}.lr_mult: each entry is a parameter name prefix (e.g. G.mapping) and a "
+                                  f"multiplier > 0, got {prefix!r}: {mult}")
 
 
 @dataclass
@@ -118,10 +125,13 @@ class TrainConfig:
     # A non-finite (NaN / Inf) loss or gradient in an update: stop (at once, no checkpoint of the bad state, exit 3)
     # or skip that optimizer step (weights and optimizer state unchanged; counted as nonfinite_skipped in metrics).
     nonfinite: Literal["stop", "skip"] = "stop"
+    # Gradient accumulation: each optimizer update averages this many consecutive micro-batches of the batch
+    # (batch_size stays the update's batch and the data stream is unchanged; trainer.py says what it means).
+    accumulate: int = 1
 
     def check(self, path: str) -> None:
         for key in ("steps", "batch_size", "log_every", "sample_every", "checkpoint_every", "keep_checkpoints",
-                    "grid_size"):
+                    "grid_size", "accumulate"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"{path}.{key} must be >= 1, got {getattr(self, key)}")
         for key in ("eval_every", "threads", "seed", "time_limit_s"):
@@ -129,6 +139,9 @@ class TrainConfig:
                 raise ConfigError(f"{path}.{key} must be >= 0, got {getattr(self, key)}")
         if self.seed >= 2 ** 63:     # torch.manual_seed overflows above a signed 64-bit value (plus steps)
             raise ConfigError(f"{path}.seed must be < 2**63, got {self.seed}")
+        if self.accumulate > self.batch_size:
+            raise ConfigError(f"{path}.accumulate={self.accumulate} splits a batch of {self.batch_size} into more "
+                              "micro-batches than it has samples; lower it or raise train.batch_size")
         if self.eval_every and self.eval_samples < 2:
             raise ConfigError(f"{path}.eval_samples must be >= 2, got {self.eval_samples}")
         if not (self.device in ("auto", "cpu", "cuda", "mps") or self.device.startswith("cuda:")):

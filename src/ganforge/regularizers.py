@@ -184,11 +184,11 @@ class HistoricalAverageBuffers(nn.Module):
     The penalty ``||theta - (1/t) sum_{i=1..t} theta[i]||^2`` (Salimans et al. 2016 section 3.3; seed 002 part 2
     section 2; the paper gives no weight: the recipe chooses it), with the exact (not exponential) running mean
     ``mean_t = mean_{t-1} + (theta_t - mean_{t-1}) / t`` held in float32 buffers (``mean_0``, ``mean_1``, ... in the
-    order of ``net.parameters()``, and ``steps``), so a training algorithm can attach it to the network as a
-    submodule and the mean is checkpointed with the weights (safetensors), restored on resume, and never goes
-    through JSON. It starts from the network's parameters at construction, i.e. the initial parameters count as
-    theta[1]; call ``update(net)`` after every optimizer step of that network and add ``weight * penalty(net)`` to
-    its loss.
+    order of ``net.parameters()``, and ``steps``), so a training algorithm keeps it as its tensor state
+    (``Algorithm.state_modules``) and the mean is checkpointed bit-exactly (safetensors), restored on resume, and
+    never goes through JSON. It starts from the network's parameters at construction, i.e. the initial parameters
+    count as theta[1]; call ``update(net)`` after every optimizer step of that network and add
+    ``weight * penalty(net)`` to its loss.
     """
 
     def __init__(self, net: nn.Module) -> None:

@@ -100,7 +100,7 @@ def test_stateful_techniques_resume_bit_identically(tmp_path, recipe: str, extra
         rows = [json.loads(line) for line in (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()]
         assert any("k_t" in r and "M" in r for r in rows)
     else:
-        assert int(a[0]["nets.D.historical_average.steps"]) == 7       # initial parameters + 6 critic iterations
+        assert int(a[0]["algorithm.historical_average.D.steps"]) == 7  # initial parameters + 6 critic iterations
         assert "nets.G.vbn_reference" in a[0]
 
 

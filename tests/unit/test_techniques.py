@@ -169,12 +169,14 @@ def test_historical_average_buffers_track_the_exact_mean_and_penalise_the_distan
         history.penalty(nn.Linear(3, 1))
 
 
-def test_historical_averaging_is_wired_into_both_players_and_saved_with_the_weights() -> None:
+def test_historical_averaging_is_wired_into_both_players_and_kept_as_algorithm_state() -> None:
     algo, real = make("hinge-sn-toy", **{"algorithm.historical_averaging": {"G": 0.5, "D": 0.5}})
     G, D = algo.nets["G"], algo.nets["D"]
-    assert "historical_average.steps" in D.state_dict() and "historical_average.mean_0" in G.state_dict()
+    state = algo.state_tensors()
+    assert "historical_average.D.steps" in state and "historical_average.G.mean_0" in state
+    assert not any("historical_average" in k for k in [*D.state_dict(), *G.state_dict()])   # not in the weights
     logs = algo.train_step(RecordingContext(real, optimizers(algo)))
-    assert int(D.historical_average.steps) == 2 and int(G.historical_average.steps) == 2
+    assert int(algo.history("D").steps) == 2 and int(algo.history("G").steps) == 2
     assert float(logs["hist_D"]) == 0.0                       # theta equals its mean before the first update
     logs = algo.train_step(RecordingContext(real, optimizers(algo)))
     assert float(logs["hist_D"]) > 0 and float(logs["hist_G"]) > 0
@@ -318,7 +320,7 @@ def test_ebgan_pullaway_term_is_added_on_the_encoder_codes_of_the_fakes() -> Non
     fake = G(algo.noise(len(real), real.device))
     energy, codes = D.forward_with_features(fake)
     assert float(logs["g_pt"]) == pytest.approx(float(pullaway_term(codes).detach()), rel=1e-5)
-    assert ctx.updates[0][1] == pytest.approx(float(energy.mean() + 0.1 * pullaway_term(codes)), rel=1e-5)
+    assert ctx.updates[0][1] == pytest.approx(float((energy.mean() + 0.1 * pullaway_term(codes)).detach()), rel=1e-5)
 
 
 def test_began_k_t_and_convergence_measure_are_logged_from_the_critic_energies() -> None:

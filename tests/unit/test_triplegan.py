@@ -212,7 +212,7 @@ def test_subset_follows_the_run_seed_and_is_checkpointed(tmp_path):
     assert torch.equal(x, train.x[index]) and torch.equal(y, train.y[index])
     assert torch.bincount(y, minlength=10).tolist() == [2] * 10
     weights, _, _ = read_checkpoint(latest_checkpoint(runs["a"].run_dir))
-    assert torch.equal(weights["nets.labelled.index"], index)
+    assert torch.equal(weights["algorithm.labelled.index"], index)
 
 
 def test_labels_outside_the_subset_are_never_used(tmp_path):

@@ -26,11 +26,14 @@ objective ``d_penalty``     WGAN-GP's lambda * E[(||grad D(x_hat)|| - 1)^2] on i
                             loss (``objective.gp_weight``, 10; seed 002 part 1 section 6)
 ``gp_weight``/``gp_center`` the same gradient penalty for any other objective (e.g. hinge + GP, GLS-GAN)
 ``r1_gamma``                R1 = gamma/2 E[||grad D(x)||^2] on reals (seed 002 part 2 section 4.3)
+``r1_every``                lazy R1 (Karras et al. 2020, StyleGAN2 section 3.1): R1 in every k-th critic iteration
+                            only, backpropagated with gain k into that iteration's real-batch update (one optimizer
+                            step; StyleGAN2 takes a separate one); 1, the default: R1 in every update
 ``orthogonal_reg``          {G: beta, D: beta}: BigGAN's beta ||W^T W (.) (1 - I)||_F^2 added to that player's loss
                             (seed 002 part 2 section 4 "Ortho.")
 ``historical_averaging``    {G: w, D: w}: w ||theta - mean_t theta||^2 added to that player's loss; the exact running
-                            mean lives in buffers attached to the network (``historical_average``), so it is
-                            checkpointed with the weights (Salimans et al. 2016; seed 002 part 2 section 2)
+                            mean is the algorithm's tensor state (``historical_average.<net>.*``, checkpointed in
+                            training.safetensors; Salimans et al. 2016; seed 002 part 2 section 2)
 ``generator_loss``          ``feature_matching``: G minimises ||E f(x) - E f(G(z))||^2 over D's intermediate features
                             instead of the objective's G loss (Salimans et al. 2016 section 3.1; seed 002 part 2
                             section 2); ``objective+feature_matching`` adds it (``feature_matching_weight``)
@@ -50,6 +53,12 @@ the encoder's embedding of the fake batch, and BEGAN's controller state k_t and 
 Penalties are added where the loss they belong to is: in ``separate`` mode, R1 to the real-batch update, the
 gradient penalty and the parameter penalties (orthogonal, historical) to the fake-batch update, so each is counted
 once per critic iteration. Input-gradient penalties run in float32 with autocast off (``regularizers.py``).
+
+Gradient accumulation (``train.accumulate: N``, ``trainer.py``): every update of a step is computed on N
+consecutive micro-batches of the step's real batch, noise and (D step) fakes, each one's mean loss and per-sample
+penalties (R1, GP) backpropagated with gain rows/B, the parameter penalties once per update, then one optimizer
+step. The random draws are those of N = 1 except the GP's interpolation coefficients (drawn per micro-batch). With
+N = 1 and ``r1_every`` = 1 each update is the one ``ctx.update`` it always was.
 """
 from __future__ import annotations
 
@@ -65,7 +74,8 @@ from ..objectives import Need, Objective
 from ..objectives.energy import pullaway_term
 from ..regularizers import (HistoricalAverageBuffers, feature_matching_loss, gradient_penalty,
                             orthogonal_regularization, r1_penalty)
-from .base import Algorithm, DataInfo, StepContext, eval_mode, frozen, register_algorithm
+from .base import (Algorithm, DataInfo, StepContext, accumulation, eval_mode, frozen, micro_batches,
+                   register_algorithm)
 from .controls import unknown_controls
 from .latent import LatentDist, draw_latent
 from .needs import ALL_NEEDS, check_needs, clip_critics
@@ -79,12 +89,13 @@ class Adversarial(Algorithm):
     name = "adversarial"
     source = "Goodfellow et al. 2014 (alg. 1); seed 000 gan.train and algorithm 5.1.1; seed 001 train()"
     supported_needs = ALL_NEEDS
+    supports_accumulation = True
 
     def __init__(self, nets: Mapping[str, nn.Module], objective: Objective, data: DataInfo, latent_dim: int = 100,
                  latent_dist: LatentDist = "normal", latent_std: float = 1.0, n_critic: int = 1,
                  d_update: Literal["sum", "combined", "separate"] = "sum", fake_bn: Literal["train", "eval"] = "train",
                  weight_clip: float | None = None, gp_weight: float = 0.0, gp_center: float = 1.0,
-                 r1_gamma: float = 0.0, orthogonal_reg: dict[str, float] | None = None,
+                 r1_gamma: float = 0.0, r1_every: int = 1, orthogonal_reg: dict[str, float] | None = None,
                  historical_averaging: dict[str, float] | None = None, generator_loss: GeneratorLoss = "objective",
                  feature_matching_weight: float = 1.0, vbn_refresh: Literal["every_step", "once"] = "every_step",
                  ae_pretrain_steps: int = 0, ae_pretrain_lr: float = 1e-3):
@@ -120,13 +131,21 @@ class Adversarial(Algorithm):
             raise ConfigError(f"objective '{objective.name}' already adds its gradient penalty (objective.gp_weight="
                               f"{objective.gp_weight}); set algorithm.gp_weight=0 or use objective.name=wgan")
         self.gp_weight, self.gp_center, self.r1_gamma = gp_weight, gp_center, r1_gamma
+        if r1_every < 1:
+            raise ConfigError(f"algorithm.r1_every must be >= 1 (StyleGAN2 uses 16), got {r1_every}")
+        if r1_every > 1 and not r1_gamma > 0:
+            raise ConfigError(f"algorithm.r1_every={r1_every} makes R1 lazy, but there is no R1: set "
+                              "algorithm.r1_gamma (e.g. 10) or leave r1_every at 1")
+        self.r1_every = r1_every
 
         # -- parameter penalties per network ------------------------------------------------------------------------
         self.orthogonal_reg = self._per_network(orthogonal_reg, "orthogonal_reg")
         self.historical_averaging = self._per_network(historical_averaging, "historical_averaging")
-        for key in self.historical_averaging:
-            # Buffers on the network itself, so the running mean is saved and restored with its weights.
-            self.nets[key].add_module("historical_average", HistoricalAverageBuffers(self.nets[key]))
+        if self.historical_averaging:
+            # The running mean is the algorithm's tensor state (checkpointed beside the optimizer state), not part of
+            # the network: the weights file, the EMA copy and --init-from shapes stay those of the architecture.
+            self.state_modules["historical_average"] = nn.ModuleDict(
+                {key: HistoricalAverageBuffers(self.nets[key]) for key in self.historical_averaging})
 
         # -- generator loss: objective, feature matching, pull-away term ------------------------------------------
         self.generator_loss, self.feature_matching_weight = generator_loss, feature_matching_weight
@@ -153,6 +172,19 @@ class Adversarial(Algorithm):
         self.vbn_refresh = vbn_refresh
         self.d_regularized = bool(self.objective_gp or gp_weight > 0 or r1_gamma > 0 or "D" in self.orthogonal_reg
                                   or "D" in self.historical_averaging)
+
+    def history(self, key: str) -> HistoricalAverageBuffers:
+        """The historical average of network ``key`` (``historical_averaging`` lists it)."""
+        return self.state_modules["historical_average"][key]
+
+    def legacy_state_keys(self) -> dict[str, str | None]:
+        # Before it was the algorithm's state the running mean was a submodule of the network, so it is in older
+        # checkpoints' weights, and in the EMA copy's when G had one (a copy of G's: dropped).
+        legacy: dict[str, str | None] = {}
+        for key in self.historical_averaging:
+            legacy[f"nets.{key}.historical_average."] = f"historical_average.{key}."
+            legacy[f"ema.{key}.historical_average."] = None
+        return legacy
 
     def _per_network(self, weights: dict[str, float] | None, key: str) -> dict[str, float]:
         weights = dict(weights or {})
@@ -197,12 +229,14 @@ class Adversarial(Algorithm):
         return draw_latent(n, self.latent_dim, self.latent_dist, self.latent_std, device, generator)
 
     def _d_penalties(self, loss: torch.Tensor, real: torch.Tensor, fake: torch.Tensor | None, on_real: bool,
-                     logs: dict[str, torch.Tensor]) -> torch.Tensor:
-        """``loss`` plus the discriminator's penalties that belong to this update (see the module docstring)."""
+                     logs: dict[str, torch.Tensor], parameters: bool = True) -> torch.Tensor:
+        """``loss`` plus the discriminator's penalties that belong to this update (see the module docstring): R1
+        unless it is lazy (``r1_every`` > 1: the caller adds it), the parameter penalties unless ``parameters`` is
+        False (a micro-batch: they go once into the update)."""
         if not self.d_regularized:
             return loss
         D, total = self.nets["D"], loss
-        if on_real and self.r1_gamma > 0:
+        if on_real and self.r1_gamma > 0 and self.r1_every == 1:
             r1 = r1_penalty(D, real, self.r1_gamma)
             total, logs["r1"] = total + r1, r1.detach()
         if fake is not None:
@@ -212,8 +246,12 @@ class Adversarial(Algorithm):
             elif self.gp_weight > 0:
                 gp = self.gp_weight * gradient_penalty(D, real, fake, center=self.gp_center)
                 total, logs["gp"] = total + gp, gp.detach()
-            total = self._parameter_penalties("D", total, logs)
+            if parameters:
+                total = self._parameter_penalties("D", total, logs)
         return total
+
+    def _has_parameter_penalties(self, key: str) -> bool:
+        return key in self.orthogonal_reg or key in self.historical_averaging
 
     def _parameter_penalties(self, key: str, total: torch.Tensor, logs: dict[str, torch.Tensor]) -> torch.Tensor:
         net = self.nets[key]
@@ -221,11 +259,12 @@ class Adversarial(Algorithm):
             ortho = orthogonal_regularization(net, beta=self.orthogonal_reg[key])
             total, logs[f"ortho_{key}"] = total + ortho, ortho.detach()
         if key in self.historical_averaging:
-            hist = self.historical_averaging[key] * net.historical_average.penalty(net)
+            hist = self.historical_averaging[key] * self.history(key).penalty(net)
             total, logs[f"hist_{key}"] = total + hist, hist.detach()
         return total
 
-    def discriminator_step(self, ctx: StepContext) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    def discriminator_step(self, ctx: StepContext, iteration: int = 0) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        """One critic iteration; ``iteration`` counts them over the run (step * n_critic + i), for lazy R1."""
         G, D, obj = self.nets["G"], self.nets["D"], self.objective
         real = ctx.real_batch().x
         z = self.noise(len(real), real.device)
@@ -233,7 +272,11 @@ class Adversarial(Algorithm):
         with torch.no_grad(), bn, ctx.autocast():
             fake = G(z)
         penalty_logs: dict[str, torch.Tensor] = {}
-        if self.d_update == "combined":
+        parts = micro_batches(len(real), accumulation(ctx))
+        if len(parts) > 1 or self.r1_every > 1:
+            loss, real_out, fake_out = self._d_update_in_parts(ctx, real, fake, parts,
+                                                               iteration % self.r1_every == 0, penalty_logs)
+        elif self.d_update == "combined":
             with ctx.autocast():
                 out = D(torch.cat([real, fake.to(real.dtype)]))
             real_out, fake_out = out[:len(real)], out[len(real):]
@@ -256,46 +299,121 @@ class Adversarial(Algorithm):
             ctx.update("D", self._d_penalties(loss, real, fake, True, penalty_logs))
         clip_critics(self.weight_clip, D)      # the objective's clip_value or algorithm.weight_clip
         if "D" in self.historical_averaging:
-            D.historical_average.update(D)
+            self.history("D").update(D)
         logs = {"d_loss": loss.detach(), "d_real": real_out.detach().float().mean(),
                 "d_fake": fake_out.detach().float().mean()}
         logs.update(penalty_logs)
         self.needs.after_d_step(real_out, fake_out, logs)
         return logs, real
 
-    def generator_step(self, ctx: StepContext, real: torch.Tensor) -> dict[str, torch.Tensor]:
+    def _d_update_in_parts(self, ctx: StepContext, real: torch.Tensor, fake: torch.Tensor,
+                           parts: list[tuple[slice, float]], r1_now: bool,
+                           logs: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The D update(s) of one critic iteration with ``ctx.backward`` / ``ctx.optimizer_step``: over micro-batches
+        (each one's loss and per-sample penalties with gain rows/B, the parameter penalties once), with lazy R1
+        (``r1_now``: this iteration's, gain ``r1_every``). The same losses as the one-piece updates; returns the
+        logged loss and the scores of the whole batch."""
+        D, obj = self.nets["D"], self.objective
+        # (penalised with R1, penalised with the fake-side penalties): one update, or separate's real then fake one.
+        updates = [(True, False), (False, True)] if self.d_update == "separate" else [(True, True)]
+        logged = torch.zeros((), device=real.device)
+        real_outs: list[torch.Tensor] = []
+        fake_outs: list[torch.Tensor] = []
+        for on_real, with_fake in updates:
+            for sl, gain in parts:
+                r, f = real[sl], fake[sl]
+                r_out = f_out = None
+                if self.d_update == "combined":
+                    with ctx.autocast():
+                        out = D(torch.cat([r, f.to(r.dtype)]))
+                    r_out, f_out = out[:len(r)], out[len(r):]
+                    loss = 0.5 * obj.d_loss(r_out, f_out)
+                elif self.d_update == "separate":
+                    with ctx.autocast():
+                        r_out, f_out = (D(r), None) if on_real else (None, D(f))
+                    loss = obj.d_real_loss(r_out) if on_real else obj.d_fake_loss(f_out)
+                else:
+                    with ctx.autocast():
+                        r_out, f_out = D(r), D(f)
+                    loss = obj.d_loss(r_out, f_out)
+                part_logs: dict[str, torch.Tensor] = {}
+                total = self._d_penalties(loss, r, f if with_fake else None, on_real, part_logs, parameters=False)
+                ctx.backward("D", total, gain=gain)
+                if on_real and r1_now and self.r1_every > 1:
+                    r1 = r1_penalty(D, r, self.r1_gamma)
+                    ctx.backward("D", r1, gain=gain * self.r1_every)
+                    # Logged with its gain: averaged over the steps of a log line it is the penalty's mean share.
+                    part_logs["r1"] = self.r1_every * r1.detach()
+                for k, v in part_logs.items():
+                    logs[k] = logs.get(k, 0) + gain * v
+                # separate logs what the book's loop does: the mean of its real and fake losses
+                shown = 0.5 * loss if self.d_update == "separate" else loss
+                logged = logged + gain * shown.detach()
+                if r_out is not None:
+                    real_outs.append(r_out.detach())
+                if f_out is not None:
+                    fake_outs.append(f_out.detach())
+            if with_fake and self._has_parameter_penalties("D"):   # not per sample: once per update, gain 1
+                ctx.backward("D", self._parameter_penalties("D", torch.zeros((), device=real.device), logs))
+            ctx.optimizer_step("D")
+        return logged, torch.cat(real_outs), torch.cat(fake_outs)
+
+    def _g_loss(self, ctx: StepContext, z: torch.Tensor, real: torch.Tensor,
+                logs: dict[str, torch.Tensor]) -> torch.Tensor:
+        """G's loss on noise ``z`` (and the real batch, for feature matching or relativistic objectives), without
+        the parameter penalties. Called with D frozen."""
         G, D, obj = self.nets["G"], self.nets["D"], self.objective
+        with ctx.autocast():
+            fake = G(z)
+            if self.g_needs_features:
+                fake_out, fake_features = D.forward_with_features(fake)
+            else:
+                fake_out, fake_features = D(fake), None
+            real_out = real_features = None
+            if self.feature_matching:
+                real_out, real_features = D.forward_with_features(real)
+            else:
+                real_out = self.needs.real_scores(lambda: D(real))
+        if self.generator_loss == "feature_matching":
+            loss = feature_matching_loss(real_features, fake_features)
+            logs["g_fm"] = loss.detach()
+        else:
+            loss = obj.g_loss(fake_out, real_out)
+            if self.feature_matching:
+                fm = feature_matching_loss(real_features, fake_features)
+                logs["g_adv"], logs["g_fm"] = loss.detach(), fm.detach()
+                loss = loss + self.feature_matching_weight * fm
+        if self.pt_weight > 0:
+            pt = pullaway_term(fake_features)
+            logs["g_pt"] = pt.detach()
+            loss = loss + self.pt_weight * pt
+        return loss
+
+    def generator_step(self, ctx: StepContext, real: torch.Tensor) -> dict[str, torch.Tensor]:
+        G, D = self.nets["G"], self.nets["D"]
         z = self.noise(len(real), real.device)
         logs: dict[str, torch.Tensor] = {}
+        parts = micro_batches(len(real), accumulation(ctx))
         with frozen(D):
-            with ctx.autocast():
-                fake = G(z)
-                if self.g_needs_features:
-                    fake_out, fake_features = D.forward_with_features(fake)
-                else:
-                    fake_out, fake_features = D(fake), None
-                real_out = real_features = None
-                if self.feature_matching:
-                    real_out, real_features = D.forward_with_features(real)
-                else:
-                    real_out = self.needs.real_scores(lambda: D(real))
-            if self.generator_loss == "feature_matching":
-                loss = feature_matching_loss(real_features, fake_features)
-                logs["g_fm"] = loss.detach()
-            else:
-                loss = obj.g_loss(fake_out, real_out)
-                if self.feature_matching:
-                    fm = feature_matching_loss(real_features, fake_features)
-                    logs["g_adv"], logs["g_fm"] = loss.detach(), fm.detach()
-                    loss = loss + self.feature_matching_weight * fm
-            if self.pt_weight > 0:
-                pt = pullaway_term(fake_features)
-                logs["g_pt"] = pt.detach()
-                loss = loss + self.pt_weight * pt
-            loss = self._parameter_penalties("G", loss, logs)
-            ctx.update("G", loss)
+            if len(parts) == 1:
+                loss = self._parameter_penalties("G", self._g_loss(ctx, z, real, logs), logs)
+                ctx.update("G", loss)
+            else:   # train.accumulate: the batch's noise and reals in micro-batches, one optimizer step
+                loss = torch.zeros((), device=real.device)
+                for sl, gain in parts:
+                    part_logs: dict[str, torch.Tensor] = {}
+                    part = self._g_loss(ctx, z[sl], real[sl], part_logs)
+                    ctx.backward("G", part, gain=gain)
+                    loss = loss + gain * part.detach()
+                    for k, v in part_logs.items():
+                        logs[k] = logs.get(k, 0) + gain * v
+                if self._has_parameter_penalties("G"):
+                    penalties = self._parameter_penalties("G", torch.zeros((), device=real.device), logs)
+                    ctx.backward("G", penalties)
+                    loss = loss + penalties.detach()
+                ctx.optimizer_step("G")
         if "G" in self.historical_averaging:
-            G.historical_average.update(G)
+            self.history("G").update(G)
         return {"g_loss": loss.detach(), **logs}
 
     def train_step(self, ctx: StepContext) -> dict[str, torch.Tensor | float]:
@@ -303,8 +421,8 @@ class Adversarial(Algorithm):
         if self.vbn_refresh == "every_step" and getattr(G, "uses_virtual_batch_norm", False):
             G.refresh_virtual_batch_norm()
         sums: dict[str, torch.Tensor] = {}
-        for _ in range(self.n_critic):
-            d_logs, real = self.discriminator_step(ctx)
+        for i in range(self.n_critic):
+            d_logs, real = self.discriminator_step(ctx, ctx.step * self.n_critic + i)
             for k, v in d_logs.items():
                 sums[k] = sums.get(k, 0) + torch.as_tensor(v)
         logs: dict[str, torch.Tensor | float] = {k: v / self.n_critic for k, v in sums.items()}

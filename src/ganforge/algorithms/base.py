@@ -5,6 +5,15 @@ optimizer group updates which networks, and implements ``train_step(ctx)``. It n
 the Trainer hands it a ``StepContext`` that draws real batches, runs autocast, and performs each
 optimizer update (zero-grad, backward, step, schedule), so that AMP, DDP, clipping of gradients and
 accounting live in one place for every family.
+
+An update is ``ctx.update(group, loss)``, or in pieces: any number of ``ctx.backward(group, loss, gain)`` calls
+that accumulate ``gain * d loss`` into the group's gradients, then one ``ctx.optimizer_step(group)``. The pieces are
+for lazy regularisation (a penalty every k updates with gain k), gradient accumulation over micro-batches
+(``ctx.accumulate``, ``micro_batches``) and one graph feeding several losses (``retain_graph``).
+
+Tensor state that is not a network's (image pools, running averages, labelled subsets) is the algorithm's:
+``state_tensors`` / ``load_state_tensors`` (by default the buffers of the modules in ``self.state_modules``),
+checkpointed bit-exactly in ``training.safetensors`` beside the optimizer state, never in the network weights.
 """
 from __future__ import annotations
 
@@ -62,10 +71,58 @@ class DataInfo:
 
 class StepContext(Protocol):
     step: int                     # the step being computed (0-based count of completed steps)
+    accumulate: int               # micro-batches per optimizer update (train.accumulate; families that split)
 
     def real_batch(self) -> Batch: ...
-    def update(self, group: str, loss: torch.Tensor) -> None: ...
     def autocast(self) -> contextlib.AbstractContextManager: ...
+
+    def update(self, group: str, loss: torch.Tensor) -> None:
+        """One optimizer update of ``group`` on ``loss``: ``backward(group, loss)`` then ``optimizer_step(group)``."""
+        ...
+
+    def backward(self, group: str, loss: torch.Tensor, gain: float = 1.0, retain_graph: bool = False) -> None:
+        """Accumulate ``gain * d loss / d theta`` into the gradients of ``group``'s parameters (the first call since
+        the group's last step starts from zero). ``retain_graph`` keeps the graph for another loss on it."""
+        ...
+
+    def optimizer_step(self, group: str) -> None:
+        """Apply the accumulated gradients: NaN guard, gradient averaging over ranks, lr schedule, optimizer (and
+        GradScaler) step, zero-grad. (Not ``step``: that is the step counter above.)"""
+        ...
+
+
+def accumulation(ctx: StepContext) -> int:
+    """``ctx.accumulate``; 1 for a context without it (the tests' recording contexts, written before accumulation)."""
+    return int(getattr(ctx, "accumulate", 1))
+
+
+def micro_batches(size: int, parts: int) -> list[tuple[slice, float]]:
+    """``parts`` consecutive slices of a batch of ``size`` rows (sizes differ by at most one, like
+    ``torch.tensor_split``), each with its share ``rows / size``: backpropagating each micro-batch's mean loss with
+    that gain sums to the gradient of the whole batch's mean loss. ``parts=1``: the whole batch, gain 1."""
+    if not 1 <= parts <= size:
+        raise ValueError(f"cannot split a batch of {size} into {parts} micro-batches (train.accumulate must be <= "
+                         "the batch size per process)")
+    base, extra = divmod(size, parts)
+    out, start = [], 0
+    for i in range(parts):
+        rows = base + (i < extra)
+        out.append((slice(start, start + rows), rows / size))
+        start += rows
+    return out
+
+
+def tensor_mismatch(expected: Mapping[str, torch.Tensor], given: Mapping[str, torch.Tensor],
+                    prefix: str = "", where: str = "these networks") -> str | None:
+    """The first tensor (in ``expected``'s order) that keeps ``given`` from loading into ``expected``, in words, or
+    None when every name and shape fits."""
+    for name, t in expected.items():
+        if name not in given:
+            return f"{prefix}{name} {list(t.shape)} is not in the checkpoint"
+        if tuple(given[name].shape) != tuple(t.shape):
+            return f"{prefix}{name} is {list(given[name].shape)} in the checkpoint but {list(t.shape)} here"
+    extra = [k for k in given if k not in expected]
+    return f"the checkpoint's {prefix}{extra[0]} has no place in {where}" if extra else None
 
 
 @contextlib.contextmanager
@@ -110,12 +167,18 @@ class Algorithm(nn.Module):
     # other need is refused when the algorithm is built. Empty by default, so a new family refuses until it declares.
     supported_needs: ClassVar[frozenset[Need]] = frozenset()
     refused_because: ClassVar[dict[Need, str]] = {}    # why a need outside supported_needs cannot be met (messages)
+    # Whether train_step splits its updates into ctx.accumulate micro-batches (train.accumulate > 1 is refused at
+    # build time for a family that does not: the trainer cannot split an update the algorithm computes).
+    supports_accumulation: ClassVar[bool] = False
 
     def __init__(self, nets: Mapping[str, nn.Module], objective: Objective, data: DataInfo):
         super().__init__()
         self.nets = nn.ModuleDict(dict(nets))
         self.objective = objective
         self.data = data
+        # Modules whose buffers are this algorithm's tensor state (state_tensors): submodules of the algorithm, so
+        # they move with it to the device, but not networks: no optimizer, EMA copy or weights file sees them.
+        self.state_modules = nn.ModuleDict()
 
     # -- what the builder asks before networks exist ------------------------------------------------
     @classmethod
@@ -175,6 +238,30 @@ class Algorithm(nn.Module):
 
     def load_extra_state(self, state: dict[str, Any]) -> None:
         self.objective.load_state_dict(state.get("objective", {}))
+
+    # -- per-family tensor state (checkpointed in training.safetensors as algorithm.<name>) ----------------------
+    def state_tensors(self) -> dict[str, torch.Tensor]:
+        """The family's tensors that are neither network weights nor JSON-sized numbers: image pools, running
+        averages, labelled subsets. The live tensors (the checkpoint copies them), by name; by default the buffers
+        of ``self.state_modules`` as ``<module>.<buffer>``. A family with state of varying shape (a pool that fills
+        up) overrides this, ``load_state_tensors`` and ``state_mismatch``."""
+        return {f"{name}.{k}": v for name, module in self.state_modules.items() for k, v in module.state_dict().items()}
+
+    def state_mismatch(self, tensors: Mapping[str, torch.Tensor]) -> str | None:
+        """Why ``tensors`` cannot be loaded by ``load_state_tensors`` (the first that does not fit), or None. Checked
+        before anything of a checkpoint is loaded, so a refusal changes nothing."""
+        return tensor_mismatch(self.state_tensors(), tensors, "algorithm.", f"algorithm '{self.name}'")
+
+    def load_state_tensors(self, tensors: Mapping[str, torch.Tensor]) -> None:
+        """Restore what ``state_tensors`` returned, bit for bit (values, dtypes; onto this algorithm's device)."""
+        for name, module in self.state_modules.items():
+            pre = f"{name}."
+            module.load_state_dict({k[len(pre):]: v for k, v in tensors.items() if k.startswith(pre)}, strict=True)
+
+    def legacy_state_keys(self) -> dict[str, str | None]:
+        """Checkpoints written before the state had its own place kept it in the network weights. Each entry maps a
+        prefix of such weight keys to the state name prefix it becomes (None: dropped, e.g. an EMA copy of it)."""
+        return {}
 
 
 ALGORITHMS: Registry[type[Algorithm]] = Registry("algorithm")

@@ -53,8 +53,10 @@ The labelled subset. ``setup`` (run once, at step 0 of a fresh run) chooses ``la
 from ``labelled_seed`` (default: the run seed ``train.seed``, which the builder seeded torch with:
 ``torch.initial_seed()``). Choosing a balanced subset reads the dataset's labels
 once, as the authors' ``create_ssl_data`` does; afterwards only the subset's labels exist for training. Indices,
-images and labels are buffers of a small module kept among the algorithm's nets (key ``labelled``), so every
-checkpoint carries them and ``--resume`` continues with the same subset. Held-out evaluation needs data that is
+images and labels are the algorithm's tensor state (``labelled.index``, ``labelled.x``, ``labelled.y``; buffers of a
+small module in ``state_modules``), so every checkpoint carries them (in training.safetensors; older checkpoints
+kept them among the weights as ``nets.labelled.*``, which still load) and ``--resume`` continues with the same
+subset. Held-out evaluation needs data that is
 never trained on, labelled or not: train on ``mnist5k?split=train`` (the 4,000 digits outside the fixed 1,000
 held-out ones), as the ``triplegan-mnist`` recipe does.
 """
@@ -176,7 +178,8 @@ class TripleGAN(Algorithm):
         self.pseudo_label, self.c_adversarial, self.entropy_weight = pseudo_label, c_adversarial, entropy_weight
         self.d_real_pseudo = d_real_pseudo
         self.num_classes = data.num_classes
-        self.nets["labelled"] = LabelledSubset(labelled, tuple(data.sample_shape), data.kind == "image")
+        # State, not a network: no optimizer group, EMA copy or weights file includes it.
+        self.state_modules["labelled"] = LabelledSubset(labelled, tuple(data.sample_shape), data.kind == "image")
 
     @classmethod
     def network_context(cls, params: dict[str, Any], data: DataInfo) -> dict[str, dict[str, Any]]:
@@ -190,16 +193,20 @@ class TripleGAN(Algorithm):
             raise DataError(f"algorithm 'triplegan' needs labels to choose its labelled subset; {dataset.name} has none")
         seed = torch.initial_seed() if self.labelled_seed is None else self.labelled_seed
         index = choose_labelled(dataset.y, self.labelled, self.num_classes, torch.Generator().manual_seed(seed))
-        subset = self.nets["labelled"]
+        subset = self.state_modules["labelled"]
         subset.fill(index.to(subset.index.device), dataset.x[index].to(subset.x.device),
                     dataset.y[index].to(subset.y.device))
         per_class = torch.bincount(subset.y.cpu(), minlength=self.num_classes)
         return {"labelled": int(len(index)), "labelled_per_class": per_class.tolist(), "labelled_seed": int(seed),
                 "unlabelled_pool": int(len(dataset))}
 
+    def legacy_state_keys(self) -> dict[str, str | None]:
+        # Checkpoints written while the subset was kept among the nets (as a fake network, key "labelled").
+        return {"nets.labelled.": "labelled."}
+
     def labelled_data(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(indices into the training data, images as stored, labels) of the labelled subset."""
-        subset = self.nets["labelled"]
+        subset = self.state_modules["labelled"]
         if not subset.chosen:
             raise RuntimeError("the labelled subset is chosen in setup(); run it (the trainer does at step 0) first")
         return subset.index, subset.x, subset.y

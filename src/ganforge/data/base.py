@@ -102,20 +102,25 @@ class Dataset:
 Loader = Callable[[str, int], Dataset]
 # Known sources are listed as they are written: ``mnist5k`` alone, the others with their argument (``idx:...``).
 SOURCES: Registry[Loader] = Registry("data source", error=DataError,
-                                     shown=lambda prefix: prefix if prefix == "mnist5k" else f"{prefix}:...")
+                                     shown=lambda prefix: prefix if not SOURCE_ARGUMENT.get(prefix, True)
+                                     else f"{prefix}:...")
 _SOURCES = SOURCES   # the name metrics/evaluate.py asks ("is this a source prefix?")
 
 
 # The batch keys each source yields (at least; options such as ?attrs= may add some), for the one-line refusal of an
 # algorithm given data without the keys it needs: it names the sources that would fit.
 SOURCE_KEYS: dict[str, tuple[str, ...]] = {}
+# Whether a source is written with an argument after "name:" (idx:DIR) or alone, options aside (mnist5k, photos).
+SOURCE_ARGUMENT: dict[str, bool] = {}
 
 
-def register_source(prefix: str, help: str,
-                    keys: tuple[str, ...] = ("image", "label")) -> Callable[[Loader], Loader]:
+def register_source(prefix: str, help: str, keys: tuple[str, ...] = ("image", "label"),
+                    argument: bool = True) -> Callable[[Loader], Loader]:
     """Register a loader for specs ``prefix`` or ``prefix:ARG``; ``help`` is shown by ``ganforge list``; ``keys``
-    are the batch keys its datasets yield (``label`` where labels may be present)."""
+    are the batch keys its datasets yield (``label`` where labels may be present); ``argument=False`` for a source
+    named alone (``mnist5k``, ``photos``), so error messages list it without ``:...``."""
     SOURCE_KEYS[prefix] = tuple(keys)
+    SOURCE_ARGUMENT[prefix] = argument
     return SOURCES.register(prefix, help)
 
 

@@ -131,7 +131,7 @@ def _options(arg: str) -> dict[str, str]:
                  "mnist5k?split=train|test: the fixed 4,000 / 1,000 held-out split; "
                  f"?domain={'|'.join(DOMAINS)}: the digits in a derived domain (CoGAN), "
                  "&paired=1: image = original, target = derived",
-                 keys=("image", "label", "target"))
+                 keys=("image", "label", "target"), argument=False)
 def _mnist5k(arg: str, seed: int) -> Dataset:
     options = _options(arg)
     split = options.get("split", "all")

@@ -173,13 +173,13 @@ def _load(prefix: str, arg: str, set_name: str | None) -> Dataset:
                  "rocket, hubble_deep_field, retina, immunohistochemistry, china, flower), coffee held out: "
                  "photos[?split=train|test|all&size=96&patches=64&sr=4&holdout=NAME&set=photos|textures]; "
                  "?sr=K adds lowres (bicubic /K, SRGAN)",
-                 keys=("image", "label", "lowres"))
+                 keys=("image", "label", "lowres"), argument=False)
 def _photos(arg: str, seed: int) -> Dataset:
     return _load("photos", arg, None)
 
 
 @register_source("textures", "patches of scikit-image's grey brick, grass and gravel textures, gravel held out: "
                  "textures[?split=train|test|all&size=96&patches=64&sr=K&holdout=NAME]",
-                 keys=("image", "label", "lowres"))
+                 keys=("image", "label", "lowres"), argument=False)
 def _textures(arg: str, seed: int) -> Dataset:
     return _load("textures", arg, "textures")

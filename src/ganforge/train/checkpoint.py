@@ -3,9 +3,16 @@
 Layout inside a run directory::
 
     checkpoints/step-00001000/weights.safetensors    networks (+ EMA copies): all that sampling needs
-    checkpoints/step-00001000/training.safetensors   optimizer state, RNG states, data order
+    checkpoints/step-00001000/training.safetensors   optimizer state, RNG states, data order (``t.*``), and the
+                                                     algorithm's tensor state (``algorithm.<name>``: image pools,
+                                                     running averages, labelled subsets)
     checkpoints/step-00001000/state.json             step, non-tensor state, sha256 of both files and of itself
     checkpoints/latest                                name of the newest complete checkpoint
+
+The algorithm's state is training state (sampling never needs it), but whoever reads a checkpoint's weights also
+gets it: ``read_checkpoint`` returns it among the weights as ``algorithm.<name>`` (``state.json`` lists the names,
+so a checkpoint without any needs no read of ``training.safetensors`` for sampling). Checkpoints written before it
+had its place kept it among the network weights; ``trainer.load_weights`` maps those keys.
 
 A checkpoint is written into ``.tmp-step-...`` and renamed into place (atomic on POSIX), then ``latest`` is
 replaced atomically. A crash at any moment leaves the previous checkpoint and pointer intact. Nothing is
@@ -27,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from ..errors import CheckpointError
@@ -106,9 +113,13 @@ def atomic_write_text(path: Path, text: str) -> None:
     _fsync_dir(path.parent)
 
 
+ALGORITHM_PREFIX = "algorithm."
+
+
 def save_checkpoint(run_dir: Path, step: int, weights: dict[str, torch.Tensor], training: Any,
-                    state: dict[str, Any], keep: int = 2) -> Path:
-    """Write checkpoint ``step`` atomically; keep the newest ``keep`` checkpoints."""
+                    state: dict[str, Any], keep: int = 2, algorithm: dict[str, torch.Tensor] | None = None) -> Path:
+    """Write checkpoint ``step`` atomically; keep the newest ``keep`` checkpoints. ``algorithm``: the algorithm's
+    tensor state (``Algorithm.state_tensors``), stored in training.safetensors as ``algorithm.<name>``."""
     root = Path(run_dir) / "checkpoints"
     root.mkdir(parents=True, exist_ok=True)
     name = f"step-{step:08d}"
@@ -119,9 +130,12 @@ def save_checkpoint(run_dir: Path, step: int, weights: dict[str, torch.Tensor], 
     tmp.mkdir()
     train_tensors: dict[str, torch.Tensor] = {}
     skeleton = flatten_state(training, "t", train_tensors)
+    algorithm = algorithm or {}
+    for name, tensor in algorithm.items():   # "t.*" and "algorithm.*" never collide
+        train_tensors[ALGORITHM_PREFIX + name] = tensor.detach().cpu().contiguous().clone()
     save_file({k: v.detach().cpu().contiguous().clone() for k, v in weights.items()}, str(tmp / "weights.safetensors"))
     save_file(train_tensors, str(tmp / "training.safetensors"))
-    doc = {"format": FORMAT, "step": step, "state": state, "training": skeleton,
+    doc = {"format": FORMAT, "step": step, "state": state, "training": skeleton, "algorithm_tensors": list(algorithm),
            "sha256": {f: _sha256(tmp / f) for f in ("weights.safetensors", "training.safetensors")}}
     # The digest is taken of the document as it reads back (JSON turns int keys into strings, tuples into lists),
     # which is what read_state recomputes.
@@ -202,11 +216,16 @@ def read_state(ckpt: Path) -> dict[str, Any]:
 
 
 def read_checkpoint(ckpt: Path, with_training: bool = True) -> tuple[dict[str, torch.Tensor], Any, dict[str, Any]]:
-    """Return (weights, training state, state dict), verifying the files against their recorded hashes."""
+    """Return (weights, training state, state dict), verifying the files against their recorded hashes. The weights
+    include the algorithm's tensor state as ``algorithm.<name>`` (read from training.safetensors, which is read
+    for it even with ``with_training=False`` when the checkpoint has any)."""
     ckpt = Path(ckpt)
     fix = _fix(ckpt)
     doc = read_state(ckpt)
-    files = ["weights.safetensors"] + (["training.safetensors"] if with_training else [])
+    names = doc.get("algorithm_tensors", [])
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise CheckpointError(f"checkpoint {ckpt}/state.json has a malformed algorithm_tensors field; {fix}")
+    files = ["weights.safetensors"] + (["training.safetensors"] if with_training or names else [])
     loaded: dict[str, dict[str, torch.Tensor]] = {}
     for f in files:
         path = ckpt / f
@@ -215,12 +234,18 @@ def read_checkpoint(ckpt: Path, with_training: bool = True) -> tuple[dict[str, t
         if _sha256(path) != doc["sha256"].get(f):
             raise CheckpointError(f"checkpoint file {path} is truncated or corrupt (checksum mismatch); {fix}")
         try:
-            loaded[f] = load_file(str(path))
+            if f == "training.safetensors" and not with_training:   # only the algorithm's state, not the optimizers'
+                with safe_open(str(path), framework="pt") as fh:
+                    keys = set(fh.keys())
+                    loaded[f] = {k: fh.get_tensor(k) for k in (ALGORITHM_PREFIX + n for n in names) if k in keys}
+            else:
+                loaded[f] = load_file(str(path))
         except (SafetensorError, OSError, ValueError) as e:
             raise CheckpointError(f"cannot read {path} ({e}); {fix}") from None
     try:
         training = unflatten_state(doc["training"], loaded["training.safetensors"]) if with_training else None
+        algorithm = {ALGORITHM_PREFIX + n: loaded["training.safetensors"][ALGORITHM_PREFIX + n] for n in names}
     except (KeyError, TypeError, ValueError):  # a format-1 skeleton edited by hand (format 2 is checksummed)
         raise CheckpointError(f"checkpoint {ckpt}/state.json does not match {ckpt}/training.safetensors; "
                               f"{fix}") from None
-    return loaded["weights.safetensors"], training, doc["state"]
+    return {**loaded["weights.safetensors"], **algorithm}, training, doc["state"]

@@ -3,7 +3,28 @@
 Per step: ``algorithm.train_step(ctx)`` (which draws real batches and calls ``ctx.update(group, loss)`` for each
 optimizer update), then EMA, then every K steps: metrics line, fixed-noise sample grid, evaluation,
 checkpoint. SIGINT/SIGTERM finish the current step, write a checkpoint and stop; ``--resume`` continues
-bit-exactly (weights, optimizer moments, lr schedule position, RNG streams, data order are all restored).
+bit-exactly (weights, optimizer moments, lr schedule position, RNG streams, data order and the algorithm's tensor
+state, ``Algorithm.state_tensors``, are all restored).
+
+An update in pieces: ``ctx.backward(group, loss, gain=1.0, retain_graph=False)`` adds ``gain * d loss`` to the
+group's gradients (the first call after the group's last step starts from zero, so gradients another group's
+backward left on these parameters never count, as with ``ctx.update``); ``ctx.optimizer_step(group)`` then runs, once
+per update, the NaN guard, the gradient average over ranks, the lr schedule, the optimizer (GradScaler) step and
+zero-grad. ``ctx.update(group, loss)`` is exactly the two. (The method is not called ``step``: ``ctx.step`` is the
+step counter the algorithms read.) A step that leaves a backward without its optimizer step is an error.
+
+Gradient accumulation, ``train.accumulate: N``: the data stream, ``train.batch_size`` and every random draw stay
+those of ``N = 1``; the algorithm splits each update's batch into N consecutive micro-batches (``micro_batches``),
+backpropagates each one's mean loss with gain rows/B and steps once, so an update averages the N micro-batches and
+its gradient is the whole batch's (to float rounding) for networks without batch statistics; BatchNorm, minibatch
+discrimination and batch-mean losses (feature matching, relativistic averages) see each micro-batch as a batch.
+Only activation memory shrinks. Families declare it (``Algorithm.supports_accumulation``: ``adversarial``); others
+refuse N > 1 at build time.
+
+Per-parameter learning rates, ``optim.<group>.lr_mult: {"G.mapping": 0.01}``: the group's parameters whose name
+``<network key>.<parameter name>`` (the checkpoint's ``nets.`` keys) starts with a prefix, at a dotted boundary,
+form their own optimizer param group at ``lr * mult`` (the longest matching prefix wins; the schedule scales every
+param group alike). StyleGAN's mapping network at 0.01x. A prefix that matches nothing is refused at build time.
 
 Every update is checked for a non-finite loss or gradient (``train.nonfinite``): ``stop`` raises
 ``TrainingDiverged`` before the bad step is applied and writes no checkpoint; ``skip`` leaves the weights and the
@@ -42,7 +63,8 @@ import torch
 import torch.nn as nn
 from tqdm import tqdm
 
-from ..algorithms import Algorithm, Batch
+from ..algorithms import Algorithm, Batch, algorithm_class, algorithm_names
+from ..algorithms.base import tensor_mismatch
 from ..build import Built
 from ..config import Config, OptimConfig
 from ..data import to_model_range, to_uint8
@@ -109,8 +131,46 @@ def optimizer_impl_kwargs(name: str, impl: str, device_type: str = "cpu") -> dic
     return {"foreach": impl == "foreach"}
 
 
-def make_optimizer(cfg: OptimConfig, params: list[nn.Parameter], impl: str = "for-loop") -> torch.optim.Optimizer:
-    flags = optimizer_impl_kwargs(cfg.name, impl, params[0].device.type if params else "cpu")
+def parameter_groups(algorithm: Algorithm, group: str, lr_mult: dict[str, float]) -> list[dict[str, Any]]:
+    """``group``'s parameters as optimizer param groups by ``optim.<group>.lr_mult``: first those no prefix matches
+    (in the order of ``parameters()``, no ``lr_mult``), then one param group per prefix, in the config's order, with
+    its ``lr_mult`` (saved in the optimizer state). Raises ConfigError for a prefix that matches no parameter."""
+    named = [(f"{key}.{name}", p) for key in algorithm.optimizer_groups[group]
+             for name, p in algorithm.nets[key].named_parameters()]
+    chosen: dict[str, list[nn.Parameter]] = {prefix: [] for prefix in lr_mult}
+    rest: list[nn.Parameter] = []
+    for name, p in named:
+        hits = [pre for pre in lr_mult if name == pre or name.startswith(pre + ".")]
+        (chosen[max(hits, key=len)] if hits else rest).append(p)
+    empty = [pre for pre, ps in chosen.items() if not ps]
+    if empty:
+        tops = sorted({".".join(name.split(".")[:2]) for name, _ in named})
+        raise ConfigError(f"optim.{group}.lr_mult: no parameter of group {group} is named '{empty[0]}' or "
+                          f"'{empty[0]}.*'; its parameters are under {', '.join(tops)} (names as in the checkpoint's "
+                          "nets.* keys, without 'nets.')")
+    out: list[dict[str, Any]] = [{"params": rest}] if rest else []
+    return out + [{"params": ps, "lr_mult": lr_mult[pre]} for pre, ps in chosen.items()]
+
+
+def check_training_options(cfg: Config, algorithm: Algorithm) -> None:
+    """The train / optim keys that depend on the built algorithm (called by ``build``, before any run directory
+    exists, and by the Trainer): ``train.accumulate`` needs a family that splits its updates, ``lr_mult`` prefixes
+    must name parameters of their group."""
+    n = cfg.train.accumulate
+    if n > 1 and not algorithm.supports_accumulation:
+        able = [name for name in algorithm_names() if algorithm_class(name).supports_accumulation]
+        raise ConfigError(f"train.accumulate={n}: algorithm '{algorithm.name}' does not split its updates into "
+                          f"micro-batches; use train.accumulate=1 (algorithms that do: {', '.join(able)})")
+    for group in algorithm.optimizer_groups:
+        if group in cfg.optim and cfg.optim[group].lr_mult:
+            parameter_groups(algorithm, group, cfg.optim[group].lr_mult)
+
+
+def make_optimizer(cfg: OptimConfig, params: list[nn.Parameter] | list[dict[str, Any]],
+                   impl: str = "for-loop") -> torch.optim.Optimizer:
+    """``params``: a flat list (one param group), or param groups (``parameter_groups``)."""
+    first = params[0]["params"][0] if params and isinstance(params[0], dict) else (params[0] if params else None)
+    flags = optimizer_impl_kwargs(cfg.name, impl, first.device.type if first is not None else "cpu")
     if cfg.name == "adam":
         return torch.optim.Adam(params, lr=cfg.lr, betas=cfg.betas, eps=cfg.eps, weight_decay=cfg.weight_decay,
                                 **flags)
@@ -173,6 +233,7 @@ class _Context:
     def __init__(self, trainer: "Trainer"):
         self.t = trainer
         self.step = trainer.step
+        self.accumulate = trainer.cfg.train.accumulate
 
     def real_batch(self) -> Batch:
         return self.t.next_batch()
@@ -182,6 +243,12 @@ class _Context:
 
     def update(self, group: str, loss: torch.Tensor) -> None:
         self.t.apply_update(group, loss)
+
+    def backward(self, group: str, loss: torch.Tensor, gain: float = 1.0, retain_graph: bool = False) -> None:
+        self.t.backward(group, loss, gain, retain_graph)
+
+    def optimizer_step(self, group: str) -> None:
+        self.t.optimizer_step(group)
 
 
 def _clock(seconds: float) -> str:
@@ -298,6 +365,11 @@ class Trainer:
         self.evaluator = evaluator if self.is_main else None
         world = self.dist.world_size
         self.dist.check_batch(tc.batch_size)
+        if tc.accumulate > tc.batch_size // world:
+            raise ConfigError(f"train.accumulate={tc.accumulate} splits each process's batch of "
+                              f"{tc.batch_size // world} into more micro-batches than it has samples; lower it or "
+                              "raise train.batch_size")
+        check_training_options(cfg, built.algorithm)
         self.device = self.dist.device if self.dist.enabled else resolve_device(tc.device)
         self.algorithm: Algorithm = built.algorithm.to(self.device)
         self.trained_keys = [k for keys in self.algorithm.optimizer_groups.values() for k in keys]
@@ -318,8 +390,14 @@ class Trainer:
                                     rank=self.dist.rank, world_size=world)
         self.groups = {g: [p for key in keys for p in self.algorithm.nets[key].parameters()]
                        for g, keys in self.algorithm.optimizer_groups.items()}
-        self.optimizers = {g: make_optimizer(cfg.optim[g], ps, tc.optimizer_impl) for g, ps in self.groups.items()}
+        # With lr_mult, param groups by name prefix; without, the one flat group (the optimizer state every run had).
+        self.optimizers = {g: make_optimizer(cfg.optim[g], parameter_groups(self.algorithm, g, cfg.optim[g].lr_mult)
+                                             if cfg.optim[g].lr_mult else ps, tc.optimizer_impl)
+                           for g, ps in self.groups.items()}
         self.updates = {g: 0 for g in self.groups}
+        # Per group with gradients accumulated since its last optimizer step: the losses backpropagated (detached),
+        # for the NaN guard at step time.
+        self._pending: dict[str, list[torch.Tensor]] = {}
         self._layout_checked: set[str] = set()
         self.ema = (EMA({k: self.algorithm.nets[k] for k in self.algorithm.ema_networks}, tc.ema.decay, tc.ema.start)
                     if tc.ema.enabled else None)
@@ -382,16 +460,43 @@ class Trainer:
                          self.lr_horizon, self.lr_anchors.get(group))
 
     def apply_update(self, group: str, loss: torch.Tensor) -> None:
+        """``ctx.update``: one backward of ``loss``, then the optimizer step."""
+        self.backward(group, loss)
+        self.optimizer_step(group)
+
+    def backward(self, group: str, loss: torch.Tensor, gain: float = 1.0, retain_graph: bool = False) -> None:
+        """``ctx.backward``: accumulate ``gain * d loss`` into ``group``'s gradients (module docstring)."""
         if group not in self.optimizers:
             raise KeyError(f"algorithm updated unknown optimizer group {group!r}")
+        if group not in self._pending:
+            # A new update starts from zero: what other groups' backward passes left on these parameters is dropped.
+            self.optimizers[group].zero_grad(set_to_none=True)
+            self._pending[group] = []
+        scaled = loss if gain == 1.0 else loss * gain    # no multiply at gain 1: ctx.update's exact computation
+        (self.scaler.scale(scaled) if self.scaler is not None else scaled).backward(retain_graph=retain_graph)
+        self._pending[group].append(loss.detach())
+
+    def optimizer_step(self, group: str) -> None:
+        """``ctx.optimizer_step``: NaN guard, DDP gradient average, lr schedule, optimizer step, zero-grad."""
+        if group not in self.optimizers:
+            raise KeyError(f"algorithm stepped unknown optimizer group {group!r}")
+        losses = self._pending.pop(group, None)
+        if losses is None:
+            raise RuntimeError(f"ctx.optimizer_step({group!r}) without a ctx.backward({group!r}, ...) since that "
+                               "group's last step: there is no gradient to apply")
         opt, ocfg = self.optimizers[group], self.cfg.optim[group]
         factor = self.lr_factor(group)
         for pg in opt.param_groups:
-            pg["lr"] = ocfg.lr * factor
-        opt.zero_grad(set_to_none=True)
-        (self.scaler.scale(loss) if self.scaler is not None else loss).backward()
+            mult = pg.get("lr_mult", 1.0)
+            pg["lr"] = ocfg.lr * factor if mult == 1.0 else ocfg.lr * factor * mult
         params = self.groups[group]
-        loss_ok = torch.isfinite(loss.detach()).all()
+        if len(losses) == 1:
+            loss = losses[0]
+            loss_ok = torch.isfinite(loss).all()
+        else:   # one flag for the update, and the first non-finite loss (if any) for the message
+            finite = torch.stack([torch.isfinite(x).all() for x in losses])
+            loss_ok = finite.all()
+            loss = losses[int(torch.argmin(finite.to(torch.uint8)))]
         ranks_bad = 0
         if self.dist.enabled:
             if group not in self._layout_checked:
@@ -412,6 +517,8 @@ class Trainer:
         else:
             opt.step()
         self.updates[group] += 1
+        # The gradients are spent: freeing them now costs nothing (the next update starts from zero anyway).
+        opt.zero_grad(set_to_none=True)
 
     def _nonfinite_update(self, group: str, loss: torch.Tensor, loss_ok: bool, ranks_bad: int) -> None:
         """A NaN / Inf loss or gradient in ``group``'s update, before its optimizer step: skip it or stop."""
@@ -454,9 +561,11 @@ class Trainer:
         return f"nothing was saved: {ckpt} is still the latest checkpoint"
 
     def _check_finite_state(self, weights: dict[str, torch.Tensor]) -> None:
-        """Refuse to checkpoint NaN / Inf weights or buffers (a finite gradient step can still overflow them, and
-        ``nonfinite=skip`` cannot undo that): stop instead, so the latest checkpoint stays a good one."""
-        for name, t in weights.items():
+        """Refuse to checkpoint NaN / Inf weights, buffers or algorithm state (a finite gradient step can still
+        overflow them, and ``nonfinite=skip`` cannot undo that): stop instead, so the latest checkpoint stays a good
+        one."""
+        state = {f"algorithm.{k}": v for k, v in self.algorithm.state_tensors().items()}
+        for name, t in {**weights, **state}.items():
             if t.is_floating_point() and not bool(torch.isfinite(t).all()):
                 raise TrainingDiverged(f"training diverged by step {self.step}: the weights {name} are non-finite; "
                                        f"{self._nothing_saved()}; {self._lowering_hint()}", self.step)
@@ -502,7 +611,7 @@ class Trainer:
             weights = self.weights()
             self._check_finite_state(weights)
             return save_checkpoint(self.run_dir, self.step, weights, self.training_state(), self.json_state(),
-                                   keep=self.cfg.train.keep_checkpoints)
+                                   keep=self.cfg.train.keep_checkpoints, algorithm=self.algorithm.state_tensors())
         # Partial log sums become their mean over ranks, so a resumed run logs what an uninterrupted one would.
         self.log_sums = self.dist.mean_values(self.log_sums)
         weights = self.weights()
@@ -517,7 +626,7 @@ class Trainer:
         state = {**self.json_state(), "distributed": {"world_size": self.dist.world_size, "weights_sha256": hashes}}
         if self.is_main:
             path = save_checkpoint(self.run_dir, self.step, weights, training, state,
-                                   keep=self.cfg.train.keep_checkpoints)
+                                   keep=self.cfg.train.keep_checkpoints, algorithm=self.algorithm.state_tensors())
         return path
 
     def restore(self, ckpt: Path | None = None, recorded_steps: int | None = None) -> Path:
@@ -654,6 +763,11 @@ class Trainer:
         """One training step and its per-step bookkeeping: exactly what ``fit`` runs each iteration before its
         cadence work (logs, grids, evaluation, checkpoints). ``bench/speed.py`` times this."""
         logs = self.algorithm.train_step(_Context(self))
+        if self._pending:   # its gradients would leak into the next step's update of that group
+            group = next(iter(self._pending))
+            self._pending.clear()
+            raise RuntimeError(f"algorithm '{self.algorithm.name}' called ctx.backward({group!r}, ...) without a "
+                               f"ctx.optimizer_step({group!r}) before the end of its step")
         self.step += 1
         if self.rank_norm_layers:
             self.dist.average_running_stats(self.rank_norm_layers)
@@ -685,6 +799,8 @@ class Trainer:
                         append_jsonl(self.run_dir / "metrics.jsonl", {"kind": "setup", "step": 0, **facts})
                 if self.dist.enabled:
                     self.dist.broadcast_modules(self.algorithm.nets.values())
+                    for t in self.algorithm.state_tensors().values():   # setup()'s choices: rank 0's everywhere
+                        self.dist.broadcast_(t)
                     if self.dist.rank > 0:   # rank 0 keeps the single-process noise stream; the others their own
                         torch.manual_seed(distributed.rank_seed(tc.seed, self.dist.rank))
                 if self.ema is not None and not self.ema_loaded:   # the average starts from the starting networks
@@ -759,19 +875,34 @@ def all_finite(tensors: list[torch.Tensor]) -> bool:
 def first_mismatch(expected: dict[str, torch.Tensor], given: dict[str, torch.Tensor], prefix: str = "") -> str | None:
     """The first tensor (in the networks' order) that keeps ``given`` from loading into ``expected``, described
     in words, or None when every name and shape fits."""
-    for name, t in expected.items():
-        if name not in given:
-            return f"{prefix}{name} {list(t.shape)} is not in the checkpoint"
-        if tuple(given[name].shape) != tuple(t.shape):
-            return f"{prefix}{name} is {list(given[name].shape)} in the checkpoint but {list(t.shape)} here"
-    extra = [k for k in given if k not in expected]
-    return f"the checkpoint's {prefix}{extra[0]} has no place in these networks" if extra else None
+    return tensor_mismatch(expected, given, prefix)
+
+
+def split_algorithm_state(algorithm: Algorithm,
+                          weights: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """(the network tensors, the algorithm's state) of what ``read_checkpoint`` returned: its ``algorithm.*``
+    entries, and the state older checkpoints kept among the weights (``Algorithm.legacy_state_keys``: e.g.
+    ``nets.D.historical_average.*``, TripleGAN's ``nets.labelled.*``), renamed to what the algorithm keeps now."""
+    legacy = algorithm.legacy_state_keys()
+    nets: dict[str, torch.Tensor] = {}
+    state = {k[len("algorithm."):]: v for k, v in weights.items() if k.startswith("algorithm.")}
+    for key, value in weights.items():
+        if key.startswith("algorithm."):
+            continue
+        old = next((pre for pre in legacy if key.startswith(pre)), None)
+        if old is None:
+            nets[key] = value
+        elif legacy[old] is not None:
+            state.setdefault(legacy[old] + key[len(old):], value)
+    return nets, state
 
 
 def load_weights(algorithm: Algorithm, weights: dict[str, torch.Tensor], ema: EMA | None = None,
                  why: str = "was config.yaml edited after training?") -> None:
-    """Load a checkpoint's ``nets.*`` (and ``ema.*``, or the raw weights when it has none) into the networks.
-    A checkpoint that does not fit raises one line naming the first mismatching tensor, and ``why``."""
+    """Load a checkpoint's ``nets.*`` (and ``ema.*``, or the raw weights when it has none) into the networks, and its
+    ``algorithm.*`` (or legacy) state into the algorithm. A checkpoint that does not fit raises one line naming the
+    first mismatching tensor, and ``why``; every part is checked before any is loaded."""
+    weights, algo_state = split_algorithm_state(algorithm, weights)
     nets = {k[len("nets."):]: v for k, v in weights.items() if k.startswith("nets.")}
     parts: list[tuple[nn.Module, dict[str, torch.Tensor], str]] = [(algorithm.nets, nets, "nets.")]
     if ema is not None:
@@ -784,8 +915,12 @@ def load_weights(algorithm: Algorithm, weights: dict[str, torch.Tensor], ema: EM
         bad = first_mismatch(module.state_dict(), part, pre)
         if bad:
             raise CheckpointError(f"checkpoint weights do not fit the configured networks: {bad}; {why}")
+    bad = algorithm.state_mismatch(algo_state)
+    if bad:
+        raise CheckpointError(f"checkpoint state does not fit the configured algorithm: {bad}; {why}")
     for module, part, _ in parts:
         module.load_state_dict(part, strict=True)
+    algorithm.load_state_tensors(algo_state)
 
 
 def append_jsonl(path: Path, record: dict[str, Any]) -> None:
