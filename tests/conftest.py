@@ -79,3 +79,32 @@ def _test_seed(monkeypatch):
 
     monkeypatch.setattr(config, "build_config", with_seed)
     yield
+
+
+# ------------------------------------------------------------------------------------------- shared assertions
+def expect_data_error(call, *fragments: str) -> str:
+    """Run ``call``; it must raise a one-line DataError (exit code 2) containing every fragment."""
+    from ganforge.errors import DataError, GanforgeError
+    with pytest.raises(DataError) as info:
+        call()
+    message = str(info.value)
+    assert "\n" not in message, message
+    assert isinstance(info.value, GanforgeError) and info.value.exit_code == 2
+    for fragment in fragments:
+        assert fragment in message, f"{fragment!r} not in {message!r}"
+    return message
+
+
+def assert_same_checkpoint(a: tuple, b: tuple, rng_key: str = "torch") -> None:
+    """Two checkpoints, as ``read_checkpoint`` returns them, hold bit-identical training: step and update counts,
+    every weight, every optimizer state tensor and the RNG state (``rng_key``: ``torch_ranks`` under torchrun)."""
+    (wa, ta, sa), (wb, tb, sb) = a, b
+    assert sa["step"] == sb["step"] and sa["updates"] == sb["updates"]
+    assert wa.keys() == wb.keys()
+    for k in wa:
+        assert torch.equal(wa[k], wb[k]), k
+    for g in ta["optimizers"]:
+        for i, st in ta["optimizers"][g]["state"].items():
+            for name, v in st.items():
+                assert torch.equal(v, tb["optimizers"][g]["state"][i][name]), (g, i, name)
+    assert torch.equal(ta["rng"][rng_key], tb["rng"][rng_key])

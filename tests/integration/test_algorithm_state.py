@@ -19,6 +19,8 @@ from ganforge.errors import CheckpointError
 from ganforge.train.checkpoint import latest_checkpoint, read_checkpoint, save_checkpoint
 from ganforge.train.trainer import Trainer
 
+from conftest import assert_same_checkpoint
+
 pytestmark = pytest.mark.usefixtures("one_thread")   # tiny networks: one torch thread (conftest)
 
 QUIET = {"train.threads": 1, "train.log_every": 2, "train.sample_every": 1000, "train.checkpoint_every": 1000,
@@ -34,17 +36,7 @@ def _final(run_dir: Path) -> tuple[dict[str, torch.Tensor], Any, dict[str, Any]]
     return read_checkpoint(latest_checkpoint(run_dir))
 
 
-def _assert_identical(a: tuple, b: tuple) -> None:
-    (wa, ta, sa), (wb, tb, sb) = a, b
-    assert sa["step"] == sb["step"] and sa["updates"] == sb["updates"]
-    assert wa.keys() == wb.keys()
-    for k in wa:
-        assert torch.equal(wa[k], wb[k]), k
-    for g in ta["optimizers"]:
-        for i, st in ta["optimizers"][g]["state"].items():
-            for name, v in st.items():
-                assert torch.equal(v, tb["optimizers"][g]["state"][i][name]), (g, i, name)
-    assert torch.equal(ta["rng"]["torch"], tb["rng"]["torch"])
+_assert_identical = assert_same_checkpoint
 
 
 def _file_keys(ckpt: Path, name: str) -> set[str]:

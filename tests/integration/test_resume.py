@@ -12,6 +12,8 @@ import ganforge
 from ganforge.train.trainer import TrainingInterrupted
 from ganforge.train.checkpoint import latest_checkpoint, read_checkpoint
 
+from conftest import assert_same_checkpoint
+
 SMALL = {"train.batch_size": 8, "train.log_every": 2, "train.sample_every": 4, "train.checkpoint_every": 100,
          "train.grid_size": 4}
 
@@ -21,18 +23,7 @@ def _final(run_dir):
     return weights, training, state
 
 
-def _assert_identical(a, b):
-    wa, ta, sa = a
-    wb, tb, sb = b
-    assert sa["step"] == sb["step"] and sa["updates"] == sb["updates"]
-    assert wa.keys() == wb.keys()
-    for k in wa:
-        assert torch.equal(wa[k], wb[k]), k
-    for g in ta["optimizers"]:
-        for i, st in ta["optimizers"][g]["state"].items():
-            for name, v in st.items():
-                assert torch.equal(v, tb["optimizers"][g]["state"][i][name]), (g, i, name)
-    assert torch.equal(ta["rng"]["torch"], tb["rng"]["torch"])
+_assert_identical = assert_same_checkpoint
 
 
 @pytest.mark.parametrize("recipe, extra", [

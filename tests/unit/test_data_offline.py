@@ -23,6 +23,8 @@ from ganforge.data.photos import bundled, downscale
 from ganforge.data.text import decode, words
 from ganforge.errors import DataError, GanforgeError
 
+from conftest import expect_data_error
+
 CJK = Path("/usr/share/fonts/truetype/arphic/ukai.ttc"), Path("/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc")
 needs_cjk = pytest.mark.skipif(not all(p.is_file() for p in CJK),
                                reason="needs Debian's fonts-arphic-ukai and fonts-wqy-zenhei (make fonts)")
@@ -30,15 +32,6 @@ needs_emoji = pytest.mark.skipif(not emoji_mod.DEBIAN_EMOJI_FONT.is_file(),
                                  reason="needs Debian's fonts-noto-color-emoji (make fonts)")
 
 
-def expect_data_error(call, *fragments: str) -> str:
-    with pytest.raises(DataError) as info:
-        call()
-    message = str(info.value)
-    assert "\n" not in message, message
-    assert isinstance(info.value, GanforgeError) and info.value.exit_code == 2
-    for fragment in fragments:
-        assert fragment in message, f"{fragment!r} not in {message!r}"
-    return message
 
 
 def ink_box(glyph: torch.Tensor) -> tuple[int, int, int, int] | None:

@@ -26,17 +26,9 @@ from ganforge.data.sampler import BatchSampler
 from ganforge.data.toy2d import mode_centers
 from ganforge.errors import DataError, GanforgeError
 
+from conftest import expect_data_error
 
-def expect_data_error(call, *fragments: str) -> str:
-    """Run ``call``; it must raise a one-line DataError (exit code 2) containing every fragment."""
-    with pytest.raises(DataError) as info:
-        call()
-    message = str(info.value)
-    assert "\n" not in message, message
-    assert isinstance(info.value, GanforgeError) and info.value.exit_code == 2
-    for fragment in fragments:
-        assert fragment in message, f"{fragment!r} not in {message!r}"
-    return message
+
 
 
 # ------------------------------------------------------------------------------------------------ IDX

@@ -17,19 +17,11 @@ from ganforge.data.base import SOURCE_KEYS, Dataset
 from ganforge.data.text import UNK, decode, words
 from ganforge.errors import DataError, GanforgeError
 
+from conftest import expect_data_error
+
 BICUBIC = getattr(Image, "Resampling", Image).BICUBIC
 
 
-def expect_data_error(call, *fragments: str) -> str:
-    """``call`` must raise a one-line DataError (exit status 2) containing every fragment."""
-    with pytest.raises(DataError) as info:
-        call()
-    message = str(info.value)
-    assert "\n" not in message, message
-    assert isinstance(info.value, GanforgeError) and info.value.exit_code == 2
-    for fragment in fragments:
-        assert fragment in message, f"{fragment!r} not in {message!r}"
-    return message
 
 
 def save(path: Path, pixels: np.ndarray, **kwargs) -> np.ndarray:
