@@ -5,13 +5,14 @@ against the registered class's signature (unknown key, wrong type) before anythi
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
-from .algorithms import Algorithm, DataInfo, algorithm_class
-from .config import Config, check_params
+from .algorithms import Algorithm, Batch, DataInfo, algorithm_class
+from .algorithms.base import make_batch
+from .config import HELD_OUT, Config, check_params
 from .data import Dataset, load_source, prepare
 from .errors import ConfigError, DataError
 from .models import CONTEXT_KEYS, network_class
@@ -58,10 +59,45 @@ def load_dataset(cfg: Config) -> Dataset:
     return ds
 
 
-def data_info(ds: Dataset) -> DataInfo:
+def load_streams(cfg: Config, main: Dataset) -> dict[str, Dataset]:
+    """The datasets of ``data.streams`` (and ``data.held_out``), each prepared to its own (or the main) geometry.
+    Each must be of the main data's kind (images or vectors): a batch is converted by the sampling network's range."""
+    out = {}
+    for name, sc in cfg.data.stream_configs().items():
+        ds = prepare(load_source(sc.source, seed=cfg.train.seed), sc.image_size, sc.channels)
+        if len(ds) < 1:
+            raise DataError(f"data.streams.{name}: data source {sc.source} holds no samples")
+        if ds.kind != main.kind:
+            raise DataError(f"data.streams.{name}: data source {sc.source} holds {ds.kind}s but the main data "
+                            f"{cfg.data.source} {main.kind}s; every stream must be of the main data's kind")
+        out[name] = ds
+    return out
+
+
+def data_info(ds: Dataset, streams: dict[str, Dataset] | None = None) -> DataInfo:
     return DataInfo(kind=ds.kind, sample_shape=tuple(ds.shape), num_classes=ds.num_classes,
                     class_names=tuple(ds.class_names) if ds.class_names else None, keys=ds.keys(),
-                    field_shapes={k: tuple(v.shape[1:]) for k, v in ds.fields.items()})
+                    field_shapes={k: tuple(v.shape[1:]) for k, v in ds.fields.items()},
+                    streams={name: data_info(s) for name, s in (streams or {}).items()})
+
+
+def check_streams(cfg: Config, cls: type[Algorithm], info: DataInfo) -> None:
+    """Every stream the algorithm declares is configured and yields the keys it needs of it: one line naming the
+    --set that adds it (or the sources that would yield the keys) otherwise."""
+    from .data.base import sources_yielding
+    for name in cls.streams:
+        need = cls.stream_needs_keys.get(name, ())
+        fit = sources_yielding(list(need)) if need else []
+        kinds = f" (a source yielding {', '.join(need)}: {', '.join(s + ':...' for s in fit)})" if fit else ""
+        if name not in info.streams:
+            raise DataError(f"algorithm '{cls.name}' draws from data stream '{name}', which the config lacks; add it "
+                            f"with --set data.streams.{name}.source=SOURCE{kinds}")
+        have = info.streams[name].keys
+        missing = [k for k in need if k not in have]
+        if missing:
+            raise DataError(f"algorithm '{cls.name}' needs batches with {', '.join(need)} from data stream '{name}', "
+                            f"but {cfg.data.stream_configs()[name].source} yields {', '.join(have) or 'nothing'}; "
+                            f"use a source that yields them ({', '.join(s + ':...' for s in fit) or 'none is registered yet'})")
 
 
 def check_groups(cfg: Config, cls: type[Algorithm]) -> None:
@@ -116,6 +152,7 @@ def _build_algorithm(cfg: Config, info: DataInfo) -> Algorithm:
         raise DataError(f"algorithm '{cls.name}' needs batches with {', '.join(cls.needs_keys)}, but "
                         f"{cfg.data.source} yields {', '.join(info.keys) or 'nothing'}; use a source that yields "
                         f"them ({', '.join(s + ':...' for s in fit) if fit else 'none is registered yet'})")
+    check_streams(cfg, cls, info)
     if cls.needs_labels and info.num_classes < 2:
         raise DataError(f"algorithm '{cls.name}' needs labelled data, but {cfg.data.source} has no labels; "
                         "use a labelled source (mnist5k, idx:, a folder with class subfolders)")
@@ -155,6 +192,7 @@ class Built:
     dataset: Dataset
     info: DataInfo
     algorithm: Algorithm
+    streams: dict[str, Dataset] = field(default_factory=dict)   # data.streams by name (held_out included)
 
 
 def describe_shape(info: DataInfo) -> str:
@@ -162,19 +200,28 @@ def describe_shape(info: DataInfo) -> str:
     return f"{shape} images" if info.kind == "image" else f"vectors of shape {shape}"
 
 
-def check_data_fits(cfg: Config, algo: Algorithm, info: DataInfo) -> None:
+def fits_batch(algo: Algorithm, ds: Dataset) -> Batch:
+    """Two rows of ``ds`` as a batch in the algorithm's range, for sampling from data at build time."""
+    return make_batch(ds.x, ds.y, ds.fields, torch.arange(min(2, len(ds))), algo.value_range)
+
+
+def check_data_fits(cfg: Config, algo: Algorithm, info: DataInfo, ds: Dataset | None = None) -> None:
     """Make two samples with copies of the networks and compare their shape with the data's, so that a recipe
     given the wrong kind of data (an image GAN on 2-D toy points, a fixed-size network on other sizes) is refused
     with one line at build time, before any run directory exists, instead of failing inside the first step.
 
     Copies, because a forward pass may change state (a virtual-BN layer keeps the first batch it sees as its
-    reference); eval mode and a private generator, so the run's own random streams are untouched."""
+    reference); eval mode and a private generator, so the run's own random streams are untouched. A family that samples
+    from data (``samples_from_data``) gets two rows of ``ds`` (the held-out data, else the main data) as its input."""
     import copy
+    if algo.samples_from_data and ds is None:
+        raise TypeError(f"algorithm '{algo.name}' samples from data: check_data_fits needs the dataset it samples from")
     nets = {k: copy.deepcopy(v).eval() for k, v in algo.nets.items()}
     where = f"recipe '{cfg.name}' on data {cfg.data.source}"
     try:
         with torch.no_grad():
-            inputs = algo.sample_inputs(2, torch.Generator().manual_seed(0), torch.device("cpu"))
+            inputs = algo.sample_inputs(2, torch.Generator().manual_seed(0), torch.device("cpu"),
+                                        **({"batch": fits_batch(algo, ds)} if algo.samples_from_data else {}))
             out = algo.generate(inputs, nets)
     except (RuntimeError, ValueError, IndexError) as e:
         first = str(e).splitlines()[0][:160] if str(e) else type(e).__name__
@@ -190,9 +237,10 @@ def check_data_fits(cfg: Config, algo: Algorithm, info: DataInfo) -> None:
 
 def build(cfg: Config) -> Built:
     ds = load_dataset(cfg)
-    info = data_info(ds)
+    streams = load_streams(cfg, ds)
+    info = data_info(ds, streams)
     algo = build_algorithm(cfg, info)
-    check_data_fits(cfg, algo, info)
+    check_data_fits(cfg, algo, info, streams.get(HELD_OUT, ds))
     from .train.trainer import check_training_options   # here, not at the top: trainer.py imports this module
     check_training_options(cfg, algo)
-    return Built(cfg, ds, info, algo)
+    return Built(cfg, ds, info, algo, streams)

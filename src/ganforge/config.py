@@ -36,18 +36,75 @@ from .errors import ConfigError
 # ------------------------------------------------------------------------------------------- sections
 
 
+def _check_geometry(path: str, image_size: int | None, channels: int | None) -> None:
+    if image_size is not None and not 4 <= image_size <= 4096:
+        raise ConfigError(f"{path}.image_size must be between 4 and 4096, got {image_size}")
+    if channels is not None and channels not in (1, 3):
+        raise ConfigError(f"{path}.channels must be 1 or 3, got {channels}")
+
+
+@dataclass
+class StreamConfig:
+    """One named data stream besides ``main`` (``data.streams.NAME``): its own source, sampler and batch size.
+    Unset keys (None) take the main stream's value: ``sampling`` data.sampling, ``batch_size`` train.batch_size,
+    ``image_size`` / ``channels`` data.image_size / data.channels."""
+
+    source: str = ""
+    sampling: Literal["shuffle", "replacement"] | None = None
+    batch_size: int | None = None
+    image_size: int | None = None
+    channels: int | None = None
+
+    def check(self, path: str) -> None:
+        if not self.source:
+            raise ConfigError(f"{path}.source is missing; give the stream a data source, e.g. "
+                              f"--set {path}.source=folder:DIR")
+        if self.batch_size is not None and self.batch_size < 1:
+            raise ConfigError(f"{path}.batch_size must be >= 1, got {self.batch_size}")
+        _check_geometry(path, self.image_size, self.channels)
+
+
+# The stream the trainer draws sample-grid / evaluation inputs from (never trained on): data.streams.held_out, or
+# the shorthand data.held_out: SOURCE.
+HELD_OUT = "held_out"
+_STREAM_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
 @dataclass
 class DataConfig:
     source: str = "mnist5k"
     image_size: int | None = None     # None: the dataset's own size (28 for MNIST)
     channels: int | None = None       # None: the dataset's own channel count
     sampling: Literal["shuffle", "replacement"] = "shuffle"
+    # Named streams besides "main" (data.source): CycleGAN's unpaired a / b, a held-out stream for grids.
+    streams: dict[str, StreamConfig] = field(default_factory=dict)
+    held_out: str | None = None       # shorthand for data.streams.held_out.source
 
     def check(self, path: str) -> None:
-        if self.image_size is not None and not 4 <= self.image_size <= 4096:
-            raise ConfigError(f"{path}.image_size must be between 4 and 4096, got {self.image_size}")
-        if self.channels is not None and self.channels not in (1, 3):
-            raise ConfigError(f"{path}.channels must be 1 or 3, got {self.channels}")
+        _check_geometry(path, self.image_size, self.channels)
+        for name in self.streams:
+            if name == "main":
+                raise ConfigError(f"{path}.streams.main: the main stream is {path}.source (with {path}.sampling and "
+                                  "train.batch_size); name the other streams otherwise")
+            if not _STREAM_NAME.fullmatch(name):
+                raise ConfigError(f"{path}.streams.{name}: a stream name is letters, digits and _ (e.g. a, b, "
+                                  "held_out)")
+        if self.held_out is not None:
+            if HELD_OUT in self.streams:
+                raise ConfigError(f"{path}.held_out and {path}.streams.held_out are both set; keep one of them")
+            if not self.held_out:
+                raise ConfigError(f"{path}.held_out must be a data source, e.g. aligned:DIR?split=val")
+
+    def stream_configs(self) -> dict[str, StreamConfig]:
+        """Every stream besides main, the held_out shorthand included, with the main stream's defaults filled in
+        (batch_size stays None: train.batch_size, which this section does not know)."""
+        out = dict(self.streams)
+        if self.held_out is not None:
+            out[HELD_OUT] = StreamConfig(source=self.held_out)
+        return {name: dataclasses.replace(
+            s, sampling=s.sampling or self.sampling,
+            image_size=s.image_size if s.image_size is not None else self.image_size,
+            channels=s.channels if s.channels is not None else self.channels) for name, s in out.items()}
 
 
 @dataclass

@@ -57,6 +57,27 @@ class Batch:
         return (self.main,) + (("label",) if self.y is not None else ()) + tuple(self.fields)
 
 
+def make_batch(x: torch.Tensor, y: torch.Tensor | None, fields: Mapping[str, torch.Tensor], idx: torch.Tensor,
+               value_range: tuple[float, float] | None, channels_last: bool = False) -> Batch:
+    """The Batch of rows ``idx`` of a dataset's tensors (uint8 images, on the batch's device): images and image
+    fields to the model's ``value_range`` (vector data, ``value_range`` None, to float), NHWC when
+    ``channels_last``. The trainer's batches and the fixed held-out batch are both made here."""
+    from ..data.base import to_model_range
+    xb = x[idx]
+    xb = to_model_range(xb, value_range) if value_range is not None else xb.float()
+    if channels_last and xb.dim() == 4:
+        xb = xb.contiguous(memory_format=torch.channels_last)
+    out = {}
+    for key, data in fields.items():
+        value = data[idx]
+        if value.dtype == torch.uint8 and value.dim() == 4 and value_range is not None:   # image fields
+            value = to_model_range(value, value_range)
+            if channels_last:
+                value = value.contiguous(memory_format=torch.channels_last)
+        out[key] = value
+    return Batch(x=xb, y=None if y is None else y[idx], fields=out, main="image" if value_range is not None else "vector")
+
+
 @dataclass(frozen=True)
 class DataInfo:
     """What the networks and the algorithm may know about the data."""
@@ -67,13 +88,17 @@ class DataInfo:
     class_names: tuple[str, ...] | None = None
     keys: tuple[str, ...] = ()    # the batch keys the data yields ("image", "label", "target", ...)
     field_shapes: Mapping[str, tuple[int, ...]] = field(default_factory=dict)   # per-sample shape of each field
+    # The other named streams (data.streams, the held-out one included), each described like the main one.
+    streams: Mapping[str, "DataInfo"] = field(default_factory=dict)
 
 
 class StepContext(Protocol):
     step: int                     # the step being computed (0-based count of completed steps)
     accumulate: int               # micro-batches per optimizer update (train.accumulate; families that split)
 
-    def real_batch(self) -> Batch: ...
+    def real_batch(self, stream: str = "main") -> Batch:
+        """The next batch of ``stream`` (``main``: data.source; others: data.streams.NAME, each its own sampler)."""
+        ...
     def autocast(self) -> contextlib.AbstractContextManager: ...
 
     def update(self, group: str, loss: torch.Tensor) -> None:
@@ -163,6 +188,14 @@ class Algorithm(nn.Module):
     # Batch keys the family needs besides the main sample (``image`` / ``vector``), e.g. ("target",) for pix2pix;
     # data without them is refused at build time with one line naming the sources that yield them.
     needs_keys: ClassVar[tuple[str, ...]] = ()
+    # Named data streams the family draws from besides main (CycleGAN's ("a", "b")), and the batch keys it needs of
+    # each (like needs_keys); a stream the config lacks is refused at build time with the --set that adds it.
+    streams: ClassVar[tuple[str, ...]] = ()
+    stream_needs_keys: ClassVar[dict[str, tuple[str, ...]]] = {}
+    # Whether sample_inputs takes real inputs (translation, encoders): the trainer then passes batch=, a fixed batch
+    # of train.grid_size from the held-out stream (the main data when there is none), and grid_panels may lay the
+    # grid out as input | output | target.
+    samples_from_data: ClassVar[bool] = False
     # The objective needs (``objectives.Need``) this family can meet (``algorithms/needs.py``); an objective with any
     # other need is refused when the algorithm is built. Empty by default, so a new family refuses until it declares.
     supported_needs: ClassVar[frozenset[Need]] = frozenset()
@@ -223,6 +256,13 @@ class Algorithm(nn.Module):
 
     def generate(self, inputs: Mapping[str, torch.Tensor], nets: Mapping[str, nn.Module] | None = None) -> torch.Tensor:
         raise NotImplementedError
+
+    def grid_panels(self, inputs: Mapping[str, torch.Tensor],
+                    nets: Mapping[str, nn.Module]) -> dict[str, torch.Tensor] | None:
+        """Named images for a progress grid laid out in columns (rows = samples), e.g. ``{"input": ..., "output":
+        ..., "target": ...}``, each N x C x H x W in the model's range; None (the default): a plain grid of
+        ``generate(inputs)``. For families that sample from data, where an output means little without its input."""
+        return None
 
     def sample_labels(self, inputs: Mapping[str, torch.Tensor]) -> torch.Tensor | None:
         """Labels of generated samples (conditional families), for npz export and label accuracy."""

@@ -1,12 +1,15 @@
-"""Sample grids as PNG files (no torchvision): uint8 NCHW -> one tiled image; 2-D points -> a scatter plot."""
+"""Sample grids as PNG files (no torchvision): uint8 NCHW -> one tiled image; 2-D points -> a scatter plot; named
+panels (input | output | target of a translation model) -> one column each, a row per sample."""
 from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Mapping
 
 import numpy as np
 import torch
-from PIL import Image, ImageDraw
+import torch.nn.functional as F
+from PIL import Image, ImageDraw, PngImagePlugin
 
 
 def tile(images: torch.Tensor, nrow: int | None = None, pad: int = 2, pad_value: int = 0) -> np.ndarray:
@@ -35,6 +38,50 @@ def save_grid(images: torch.Tensor, path: str | Path, nrow: int | None = None, s
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     img.save(tmp, format="PNG")
+    tmp.replace(path)
+    return path
+
+
+def panel_rows(panels: Mapping[str, torch.Tensor]) -> torch.Tensor:
+    """Named uint8 N x C x H x W panels -> N*K images, row i holding sample i of each panel in the mapping's order
+    (tile with ``nrow=K``). Panels of other sizes (a super-resolution input) are nearest-upscaled to the largest,
+    grey ones repeated to RGB beside colour ones, so every column lines up."""
+    if not panels:
+        raise ValueError("panel_rows needs at least one panel")
+    items = list(panels.items())
+    n = len(items[0][1])
+    for name, p in items:
+        if p.dtype != torch.uint8 or p.ndim != 4:
+            raise ValueError(f"panel {name!r} must be uint8 NCHW images, got {p.dtype} {tuple(p.shape)}")
+        if len(p) != n:
+            raise ValueError(f"panel {name!r} has {len(p)} images but {items[0][0]!r} has {n}")
+    h = max(p.shape[2] for _, p in items)
+    w = max(p.shape[3] for _, p in items)
+    c = max(p.shape[1] for _, p in items)
+    same = []
+    for _, p in items:
+        p = p.cpu()
+        if p.shape[2:] != (h, w):
+            p = F.interpolate(p, size=(h, w), mode="nearest")   # uint8 is fine for nearest: pixels are only repeated
+        if p.shape[1] != c:
+            p = p[:, :1].expand(-1, c, -1, -1)
+        same.append(p)
+    return torch.stack(same, dim=1).reshape(n * len(items), c, h, w)
+
+
+def save_panels(panels: Mapping[str, torch.Tensor], path: str | Path, scale: int = 1) -> Path:
+    """A PNG with one column per named panel (``{"input": ..., "output": ..., "target": ...}``) and a row per
+    sample; the column names are kept in the PNG's ``columns`` text chunk ("input | output | target")."""
+    arr = tile(panel_rows(panels), nrow=len(panels))
+    img = Image.fromarray(arr)
+    if scale > 1:
+        img = img.resize((img.width * scale, img.height * scale), Image.NEAREST)
+    info = PngImagePlugin.PngInfo()
+    info.add_text("columns", " | ".join(panels))
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    img.save(tmp, format="PNG", pnginfo=info)
     tmp.replace(path)
     return path
 

@@ -50,13 +50,20 @@ def new_run_dir(out: str | Path | None, name: str, force: bool) -> Path:
     return path
 
 
+def _info_json(info: DataInfo) -> dict[str, Any]:
+    out: dict[str, Any] = {"kind": info.kind, "sample_shape": list(info.sample_shape), "num_classes": info.num_classes,
+                           "class_names": list(info.class_names) if info.class_names else None,
+                           "keys": list(info.keys), "field_shapes": {k: list(v) for k, v in info.field_shapes.items()}}
+    if info.streams:   # only when there are any: run.json of a one-stream run stays as it was
+        out["streams"] = {name: _info_json(s) for name, s in info.streams.items()}
+    return out
+
+
 def write_run_files(run_dir: Path, cfg: Config, info: DataInfo, command: str, device: str) -> None:
     atomic_write_text(run_dir / "config.yaml", dump_yaml(cfg.to_dict()))
     meta = {"ganforge": __version__, "torch": torch.__version__, "python": platform.python_version(),
             "created": _dt.datetime.now().isoformat(timespec="seconds"), "command": command, "device": device,
-            "data": {"kind": info.kind, "sample_shape": list(info.sample_shape), "num_classes": info.num_classes,
-                     "class_names": list(info.class_names) if info.class_names else None,
-                     "keys": list(info.keys), "field_shapes": {k: list(v) for k, v in info.field_shapes.items()}}}
+            "data": _info_json(info)}
     atomic_write_text(run_dir / "run.json", json.dumps(meta, indent=1))
     readme = (f"# {cfg.name}\n\n{cfg.description}\n\nSource: {cfg.source}\n\n"
               f"Launched {meta['created']} on {device} (ganforge {__version__}, torch {torch.__version__}):\n\n"
@@ -131,8 +138,25 @@ def _data_info(meta: Any, path: Path, fix: str) -> DataInfo:
         keys = (["image"] if d["kind"] == "image" else ["vector"]) + (["label"] if d["num_classes"] else [])
     shapes = d.get("field_shapes")
     shapes = {k: tuple(v) for k, v in shapes.items() if isinstance(v, list)} if isinstance(shapes, dict) else {}
+    streams = d.get("streams")
+    streams = {str(n): _stream_info(s) for n, s in streams.items() if isinstance(s, dict)} \
+        if isinstance(streams, dict) else {}
     return DataInfo(kind=d["kind"], sample_shape=tuple(shape), num_classes=d["num_classes"],
-                    class_names=tuple(names) if names else None, keys=tuple(keys), field_shapes=shapes)
+                    class_names=tuple(names) if names else None, keys=tuple(keys), field_shapes=shapes,
+                    streams={n: s for n, s in streams.items() if s is not None})
+
+
+def _stream_info(d: dict[str, Any]) -> DataInfo | None:
+    """A stream's entry of run.json as written by ``_info_json`` (None for one that is not: it is left out, and an
+    algorithm that needs the stream then says so when it is built)."""
+    shape, keys, shapes = d.get("sample_shape"), d.get("keys"), d.get("field_shapes")
+    if not (d.get("kind") in ("image", "vector") and isinstance(shape, list) and _is_int(d.get("num_classes"))
+            and isinstance(keys, list) and isinstance(shapes, dict)):
+        return None
+    names = d.get("class_names")
+    return DataInfo(kind=d["kind"], sample_shape=tuple(shape), num_classes=d["num_classes"],
+                    class_names=tuple(names) if isinstance(names, list) else None, keys=tuple(map(str, keys)),
+                    field_shapes={k: tuple(v) for k, v in shapes.items() if isinstance(v, list)})
 
 
 def _is_int(x: Any) -> bool:

@@ -13,6 +13,12 @@ per update, the NaN guard, the gradient average over ranks, the lr schedule, the
 zero-grad. ``ctx.update(group, loss)`` is exactly the two. (The method is not called ``step``: ``ctx.step`` is the
 step counter the algorithms read.) A step that leaves a backward without its optimizer step is an error.
 
+Data streams: ``ctx.real_batch()`` draws from ``main`` (``data.source``), ``ctx.real_batch("b")`` from
+``data.streams.b``; every stream has its own sampler (seed: ``stream_seed(run seed, name)``), checkpointed with the
+main one. ``data.held_out`` is never trained on: a family that samples from data (``Algorithm.samples_from_data``)
+gets a fixed ``train.grid_size`` batch of it (``held_out_batch``) as ``sample_inputs(..., batch=)``, and progress
+grids laid out by ``Algorithm.grid_panels`` (columns input | output | target, a row per sample).
+
 Gradient accumulation, ``train.accumulate: N``: the data stream, ``train.batch_size`` and every random draw stay
 those of ``N = 1``; the algorithm splits each update's batch into N consecutive micro-batches (``micro_batches``),
 backpropagates each one's mean loss with gain rows/B and steps once, so an update averages the N micro-batches and
@@ -64,13 +70,13 @@ import torch.nn as nn
 from tqdm import tqdm
 
 from ..algorithms import Algorithm, Batch, algorithm_class, algorithm_names
-from ..algorithms.base import tensor_mismatch
+from ..algorithms.base import make_batch, tensor_mismatch
 from ..build import Built
-from ..config import Config, OptimConfig
-from ..data import to_model_range, to_uint8
+from ..config import HELD_OUT, Config, OptimConfig
+from ..data import Dataset, to_uint8
 from ..data.sampler import BatchSampler
 from ..errors import CheckpointError, ConfigError, GanforgeError
-from ..report import save_grid, save_scatter, write_report
+from ..report import save_grid, save_panels, save_scatter, write_report
 from . import distributed
 from .checkpoint import latest_checkpoint, read_checkpoint, save_checkpoint
 from .ema import EMA
@@ -235,8 +241,8 @@ class _Context:
         self.step = trainer.step
         self.accumulate = trainer.cfg.train.accumulate
 
-    def real_batch(self) -> Batch:
-        return self.t.next_batch()
+    def real_batch(self, stream: str = "main") -> Batch:
+        return self.t.next_batch(stream)
 
     def autocast(self) -> contextlib.AbstractContextManager:
         return self.t.autocast()
@@ -388,6 +394,24 @@ class Trainer:
         # Each rank draws the same global batch stream and keeps its slice: together they see the single-process batch.
         self.sampler = BatchSampler(len(ds), tc.batch_size // world, cfg.data.sampling, seed=tc.seed,
                                     rank=self.dist.rank, world_size=world)
+        # The other streams (data.streams), each on the device with its own sampler, seeded from the run seed and its
+        # name: adding a stream never changes another's order. The held-out stream has no sampler: it is never
+        # trained on, only its fixed batch (below) is used.
+        self.streams: dict[str, tuple[torch.Tensor, torch.Tensor | None, dict[str, torch.Tensor]]] = {}
+        self.stream_samplers: dict[str, BatchSampler] = {}
+        for name, sc in cfg.data.stream_configs().items():
+            if name == HELD_OUT:
+                continue
+            sds = built.streams[name]
+            bs = sc.batch_size or tc.batch_size
+            if bs % world:
+                raise ConfigError(f"data.streams.{name}.batch_size={bs} is the global batch and must divide evenly "
+                                  f"over the {world} processes; use a multiple of {world}")
+            self.streams[name] = (sds.x.to(self.device), None if sds.y is None else sds.y.to(self.device),
+                                  {k: v.to(self.device) for k, v in sds.fields.items()})
+            self.stream_samplers[name] = BatchSampler(len(sds), bs // world, sc.sampling or cfg.data.sampling,
+                                                      seed=stream_seed(tc.seed, name), rank=self.dist.rank,
+                                                      world_size=world)
         self.groups = {g: [p for key in keys for p in self.algorithm.nets[key].parameters()]
                        for g, keys in self.algorithm.optimizer_groups.items()}
         # With lr_mult, param groups by name prefix; without, the one flat group (the optimizer state every run had).
@@ -427,27 +451,35 @@ class Trainer:
         self.warm_started = False
         self.ema_loaded = False
         # Same noise all run long, from its own generator: progress grids are comparable, and drawing them
-        # never disturbs the training RNG streams.
-        self.fixed_inputs = self.algorithm.sample_inputs(tc.grid_size, torch.Generator().manual_seed(tc.seed + 1),
-                                                         self.device)
+        # never disturbs the training RNG streams. A family that samples from data gets the same real inputs all run
+        # long too: train.grid_size rows of the held-out stream (the main data when there is none), chosen by a
+        # generator of their own, also there for evaluators (``held_out_batch``).
+        self.held_out_batch: Batch | None = None
+        controls: dict[str, Any] = {}
+        if self.algorithm.samples_from_data:
+            self.held_out_batch = fixed_batch(built.streams.get(HELD_OUT, ds), tc.grid_size, tc.seed + 3,
+                                              self.value_range, self.device)
+            controls["batch"] = self.held_out_batch
+        n_grid = len(self.held_out_batch.x) if self.held_out_batch is not None else tc.grid_size
+        self.fixed_inputs = self.algorithm.sample_inputs(n_grid, torch.Generator().manual_seed(tc.seed + 1),
+                                                         self.device, **controls)
 
     # ------------------------------------------------------------------------------------ step pieces
-    def next_batch(self) -> Batch:
-        idx = self.sampler.next().to(self.device)
-        x = self.data_x[idx]
-        x = to_model_range(x, self.value_range) if self.value_range is not None else x.float()
-        if self.cfg.train.channels_last and x.dim() == 4:
-            x = x.contiguous(memory_format=torch.channels_last)
-        fields = {}
-        for key, data in self.data_fields.items():
-            value = data[idx]
-            if value.dtype == torch.uint8 and value.dim() == 4 and self.value_range is not None:   # image fields
-                value = to_model_range(value, self.value_range)
-                if self.cfg.train.channels_last:
-                    value = value.contiguous(memory_format=torch.channels_last)
-            fields[key] = value
-        return Batch(x=x, y=None if self.data_y is None else self.data_y[idx], fields=fields,
-                     main="image" if self.value_range is not None else "vector")
+    def next_batch(self, stream: str = "main") -> Batch:
+        """The next batch of ``stream``: ``main`` (data.source) or a name in data.streams."""
+        if stream == "main":
+            idx = self.sampler.next().to(self.device)
+            return make_batch(self.data_x, self.data_y, self.data_fields, idx, self.value_range,
+                              self.cfg.train.channels_last)
+        if stream not in self.streams:
+            have = ", ".join(["main", *self.streams])
+            why = (" (the held-out stream is not trained on: its fixed batch is trainer.held_out_batch)"
+                   if stream == HELD_OUT else "")
+            raise KeyError(f"algorithm '{self.algorithm.name}' drew from data stream {stream!r}, which this run "
+                           f"does not sample{why}; it samples {have} (declare it in Algorithm.streams)")
+        x, y, fields = self.streams[stream]
+        idx = self.stream_samplers[stream].next().to(self.device)
+        return make_batch(x, y, fields, idx, self.value_range, self.cfg.train.channels_last)
 
     def autocast(self) -> contextlib.AbstractContextManager:
         if self.amp_dtype is None:
@@ -591,6 +623,9 @@ class Trainer:
             "scaler": self.scaler.state_dict() if self.scaler is not None else None,
             "rng": rng,
             "sampler": self.sampler.state_dict(),
+            # only with streams: a one-stream run's training state stays exactly what it was
+            **({"streams": {n: smp.state_dict() for n, smp in self.stream_samplers.items()}}
+               if self.stream_samplers else {}),
             "log_sums": {k: torch.as_tensor(v).detach().cpu().double() for k, v in self.log_sums.items()},
         }
 
@@ -644,6 +679,12 @@ class Trainer:
         self._restore_rng(training["rng"], int(state.get("distributed", {}).get("world_size", 1)), int(state["step"]))
         # The sampler's state is the global batch stream, the same on every rank and for any number of ranks.
         self.sampler.load_state_dict(training["sampler"])
+        saved_streams = training.get("streams", {})
+        for name, smp in self.stream_samplers.items():
+            if name not in saved_streams:
+                raise CheckpointError(f"{ckpt} has no data order for stream '{name}' (data.streams.{name}); was "
+                                      "config.yaml edited after training?")
+            smp.load_state_dict(saved_streams[name])
         self.log_sums = {k: v.to(self.device) for k, v in training["log_sums"].items()}
         self.step = int(state["step"])
         self.updates = {g: int(state["updates"].get(g, 0)) for g in self.optimizers}
@@ -720,11 +761,16 @@ class Trainer:
         for m in modules:
             m.eval()
         try:
-            out = self.algorithm.generate(self.fixed_inputs, nets).float()
+            panels = self.algorithm.grid_panels(self.fixed_inputs, nets) if self.value_range is not None else None
+            out = self.algorithm.generate(self.fixed_inputs, nets).float() if panels is None else None
         finally:
             for m, flag in saved:
                 m.train(flag)
         path = self.run_dir / "samples" / f"step-{self.step:08d}.png"
+        if panels is not None:   # columns input | output | target ..., a row per sample
+            images = {k: to_uint8(v.float(), self.value_range) for k, v in panels.items()}
+            return save_panels(images, path, scale=max(1, 64 // max(v.shape[-1] for v in images.values())))
+        assert out is not None
         if self.value_range is None:
             from ..data.toy2d import mode_centers
             toy = self.built.dataset.meta.get("toy")
@@ -860,6 +906,24 @@ class Trainer:
 
 
 # ---------------------------------------------------------------------------------------- helpers
+def stream_seed(seed: int, name: str) -> int:
+    """The sampler seed of data stream ``name``: a hash of the run seed and the name (the same on every machine and
+    Python, unlike ``hash``), so streams draw independent orders and adding one never changes another's."""
+    import hashlib
+    digest = hashlib.sha256(f"{seed}:{name}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") >> 1     # < 2**63: what torch.Generator.manual_seed takes
+
+
+def fixed_batch(ds: Dataset, n: int, seed: int, value_range: tuple[float, float] | None,
+                device: torch.device) -> Batch:
+    """``min(n, len(ds))`` rows of ``ds`` chosen by a permutation of their own generator (``seed``), as a Batch in the
+    model's range on ``device``: the same rows for a run and its resumes, whatever the training streams did."""
+    idx = torch.randperm(len(ds), generator=torch.Generator().manual_seed(seed))[:min(n, len(ds))]
+    b = make_batch(ds.x, ds.y, ds.fields, idx, value_range)
+    return Batch(x=b.x.to(device), y=None if b.y is None else b.y.to(device),
+                 fields={k: v.to(device) for k, v in b.fields.items()}, main=b.main)
+
+
 def all_finite(tensors: list[torch.Tensor]) -> bool:
     """Whether every entry of every tensor is finite. The per-tensor norms (one fused kernel) are finite whenever
     the entries are, so they decide at a fraction of an isfinite pass per tensor (measured: 0.08 vs 0.46 ms for
