@@ -114,13 +114,17 @@ def _parser() -> argparse.ArgumentParser:
                                     "its domain classifier (a minute or more on a CPU; cached).",
                         epilog="metrics: fid, kid (mean ± std over 100 subsets), is (10 splits), pr (precision/recall, "
                                "k=3),\n  dc (density/coverage, k=5), classes (class histogram, modes, KL to uniform, "
-                               "label accuracy),\n  modes (2-D toy data: modes covered, high-quality share, reverse KL)\n"
+                               "label accuracy),\n  modes (2-D toy data: modes covered, high-quality share, reverse KL),\n"
+                               "  l1, psnr, ssim (paired: each sample against its own counterpart in --ref, same order "
+                               "and shape;\n  a reference with a target field, e.g. aligned:DIR?split=test, is compared "
+                               "on it)\n"
                                "features: domain (default: ganforge's own classifier trained on the reference's "
                                "labelled data,\n  cached; no download; the table gives its held-out accuracy) or "
                                "inception (the FID Inception\n  network; needs pt_inception-2015-12-05-6726825d.pth)\n"
                                "the table: 3 significant digits; KID x10^3")
     ev.add_argument("target", help="run directory, samples .npz, image folder, or data source (e.g. mnist5k?split=test)")
-    ev.add_argument("--metrics", metavar="LIST", help="comma-separated, e.g. fid,kid,is (default: all that apply)")
+    ev.add_argument("--metrics", metavar="LIST", help="comma-separated, e.g. fid,kid,is or psnr,ssim,l1 (default: "
+                    "fid,kid,is,pr,dc,classes for images, modes for 2-D points)")
     ev.add_argument("--ref", metavar="SRC", help="real reference data (default: the run's training data), e.g. "
                     "mnist5k, mnist5k?split=test, real.npz, imgs/, toy:ring8")
     ev.add_argument("--n", type=int, metavar="N", help="samples to draw from a run (default 5000) or to use from "

@@ -208,3 +208,27 @@ def test_content_classifier_follows_the_source_size_and_channels(stripes_source,
     assert kept < 0.5
     floats = content_preservation(clf, fresh.x.float() / 127.5 - 1, fresh.y, value_range=(-1.0, 1.0))
     assert floats["content_accuracy"] > 0.9
+
+
+# ------------------------------------------------------------------------------- through ganforge eval
+def test_eval_paired_metrics_against_a_reference_in_the_same_order(tmp_path, capsys):
+    """Outputs = targets + 10 grey levels: PSNR is 20 log10(255 / 10) exactly, L1 10/255; no feature network."""
+    import json
+
+    from conftest import run_cli
+    rng = np.random.default_rng(0)
+    targets = rng.integers(20, 230, size=(12, 16, 16, 1), dtype=np.uint8)
+    np.savez(tmp_path / "targets.npz", arr_0=targets)
+    np.savez(tmp_path / "outputs.npz", arr_0=targets + 10)
+    code, out, err = run_cli(["eval", tmp_path / "outputs.npz", "--ref", f"npz:{tmp_path / 'targets.npz'}",
+                              "--metrics", "psnr,ssim,l1"], capsys)
+    assert code == 0, err
+    result = json.loads((tmp_path / "outputs.eval.json").read_text())
+    assert result["psnr"] == pytest.approx(20 * math.log10(255 / 10), abs=1e-9)
+    assert result["l1"] == pytest.approx(10 / 255, abs=1e-9) and result["paired_on"] == "image"
+    assert 0.9 < result["ssim"] < 1.0 and "fid" not in result and "features" not in result
+    assert "PSNR (dB)" in out and "28.1" in out
+    np.savez(tmp_path / "fewer.npz", arr_0=targets[:5])
+    code, _, err = run_cli(["eval", tmp_path / "outputs.npz", "--ref", f"npz:{tmp_path / 'fewer.npz'}",
+                            "--metrics", "psnr"], capsys)
+    assert code == 2 and err.count("\n") == 1 and "order and shape" in err, err

@@ -35,7 +35,11 @@ import torch
 from ..errors import ConfigError, DataError
 from .toy2d import DEFAULT_MIN_COUNT
 
-IMAGE_METRICS = ("fid", "kid", "is", "pr", "dc", "classes")
+# Paired metrics compare each sample with its own true counterpart (a translation or super-resolution output with
+# its target): the reference must hold as many images as the samples, in the same order; a reference source that
+# yields a ``target`` field (aligned:, paired:, sr: as lowres -> image ...) is compared on that field.
+PAIRED_METRICS = ("l1", "psnr", "ssim")
+IMAGE_METRICS = ("fid", "kid", "is", "pr", "dc", "classes") + PAIRED_METRICS
 TOY_METRICS = ("modes",)
 ALL_METRICS = IMAGE_METRICS + TOY_METRICS
 DEFAULT_IMAGE_METRICS = ("fid", "kid", "is", "pr", "dc", "classes")
@@ -327,6 +331,7 @@ class Reference:
     images: torch.Tensor
     labels: torch.Tensor | None
     feats: np.ndarray | None = None
+    targets: torch.Tensor | None = None    # the source's paired images (``target`` field), for paired metrics
 
 
 def load_reference(spec: str, image_size: int | None = None, channels: int | None = None) -> Reference:
@@ -335,7 +340,19 @@ def load_reference(spec: str, image_size: int | None = None, channels: int | Non
     if ds.kind != "image":
         raise DataError(f"reference {spec} is {ds.kind} data; image metrics need image references")
     ds = prepare(ds, image_size, channels)
-    return Reference(spec, ds.x, ds.y)
+    return Reference(spec, ds.x, ds.y, targets=ds.fields.get("target"))
+
+
+def paired_against(samples: "Samples", reference: Reference) -> tuple[torch.Tensor, str]:
+    """The images each sample is compared with (the reference's targets if it has them, else its images), checked
+    to line up one to one with the samples."""
+    truth, what = (reference.targets, "target") if reference.targets is not None else (reference.images, "image")
+    if tuple(truth.shape) != tuple(samples.data.shape):
+        raise DataError(f"paired metrics compare each sample with its own counterpart, but {samples.origin} holds "
+                        f"{len(samples)} images of {tuple(samples.data.shape[1:])} and the reference "
+                        f"{reference.spec} ({what}) {len(truth)} of {tuple(truth.shape[1:])}; give a reference in "
+                        "the samples' order and shape (e.g. the test split the outputs were made from)")
+    return truth, what
 
 
 # The fewest samples each metric gives a meaningful number for: k-NN manifolds need k + 1 points (k = 3 for pr,
@@ -385,10 +402,20 @@ def evaluate(samples: Samples, metrics: Sequence[str] | str | None = None, ref: 
     if reference.images.shape[1] != samples.data.shape[1]:
         raise DataError(f"the images have {samples.data.shape[1]} channel(s) but the reference {reference.spec} has "
                         f"{reference.images.shape[1]}; compare like with like (--ref with the same channels)")
+    result.update({"ref": reference.spec, "n_ref": len(reference.images)})
+    if any(m in PAIRED_METRICS for m in names):
+        from .paired import paired_metrics
+        truth, what = paired_against(samples, reference)
+        paired = paired_metrics(samples.data, truth)
+        result.update({k: paired[k] for k in ("l1", "psnr", "psnr_set", "ssim", "identical", "channels")
+                       if k in paired}, paired_on=what)
+        names = [m for m in names if m not in PAIRED_METRICS]
+        if not names:        # no feature metric asked: no feature network to load or train
+            return result
     if extractor is None:
         extractor = make_extractor(features, reference.spec, channels=reference.images.shape[1],
                                    inception_weights=inception_weights, device=device)
-    result.update({"ref": reference.spec, "n_ref": len(reference.images), **extractor.info})
+    result.update(extractor.info)
     fake_feats, fake_probs = extractor(samples.data)
     if reference.feats is None:
         reference.feats = extractor(reference.images)[0]

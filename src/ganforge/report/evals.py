@@ -29,7 +29,8 @@ METRIC_COLUMNS: list[tuple[str, str, float]] = [
     ("recall", "recall", 1.0), ("density", "density", 1.0), ("coverage", "coverage", 1.0),
     ("modes", "modes", 1.0), ("kl_uniform", "KL(classes||U)", 1.0), ("confident_share", "confident", 1.0),
     ("label_accuracy", "label acc.", 1.0), ("modes_covered", "modes covered", 1.0),
-    ("high_quality", "high quality", 1.0), ("reverse_kl", "reverse KL", 1.0)]
+    ("high_quality", "high quality", 1.0), ("reverse_kl", "reverse KL", 1.0),
+    ("psnr", "PSNR (dB)", 1.0), ("ssim", "SSIM", 1.0), ("l1", "L1", 1.0)]
 
 
 def sig3(value: Any) -> str:
