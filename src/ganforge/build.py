@@ -6,7 +6,7 @@ against the registered class's signature (unknown key, wrong type) before anythi
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -18,6 +18,9 @@ from .errors import ConfigError, DataError
 from .models import CONTEXT_KEYS, network_class
 from .nn.spectral import apply_spectral_norm
 from .objectives import Objective, objective_class
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .data.streaming import StreamingSource
 
 # Switches the builder applies to any network after construction (unless the architecture takes the key itself):
 # ``spectral_norm: true`` wraps every Linear / Conv / ConvTranspose / Embedding weight in spectral normalisation
@@ -51,9 +54,37 @@ def algorithm_params(cfg: Config) -> tuple[type[Algorithm], dict[str, Any]]:
     return cls, params
 
 
-def load_dataset(cfg: Config) -> Dataset:
-    ds = load_source(cfg.data.source, seed=cfg.train.seed)
-    ds = prepare(ds, cfg.data.image_size, cfg.data.channels)
+def stream_threshold_bytes(cfg: Config) -> int:
+    """Prepared uint8 bytes above which ``data.path=auto`` streams: ``data.stream_threshold_mb``, else a quarter of
+    the in-memory limit (room for the model, the optimizer and a second copy while preparing)."""
+    from .data.base import memory_limit_bytes
+    mb = cfg.data.stream_threshold_mb
+    return int(mb * 2**20) if mb is not None else memory_limit_bytes() // 4
+
+
+def load_dataset(cfg: Config) -> "Dataset | StreamingSource":
+    """The main data, prepared to the model's geometry, on the path ``data.path`` chooses (data/streaming.py):
+    one uint8 tensor (``Dataset``), or a ``StreamingSource`` decoded per batch."""
+    from .data import resolve_source
+    from .data.streaming import StreamingSource
+    ds: Dataset | StreamingSource
+    spec = resolve_source(cfg.data.source)
+    prefix, _, arg = spec.partition(":")
+    if cfg.data.path != "memory" and prefix == "folder":
+        from .data.folder import open_folder, say_summary
+        stream = StreamingSource(open_folder(arg), cfg.data.image_size, cfg.data.channels)
+        if cfg.data.path == "stream" or stream.nbytes > stream_threshold_bytes(cfg):
+            ds = stream
+            say_summary(stream.plan, streamed=True)
+        else:   # small: decoded once into memory from the scan already made, exactly as load_folder does
+            loaded = stream.load_folder()
+            say_summary(stream.plan)   # after decoding, as load_folder: a folder with a bad file stops before it
+            ds = prepare(loaded, cfg.data.image_size, cfg.data.channels)
+    elif cfg.data.path == "stream":
+        raise ConfigError(f"data.path=stream: data source {cfg.data.source} cannot be streamed (folder: sources "
+                          "can); use data.path=auto or memory")
+    else:
+        ds = prepare(load_source(cfg.data.source, seed=cfg.train.seed), cfg.data.image_size, cfg.data.channels)
     if len(ds) < 2:
         raise DataError(f"data source {cfg.data.source} holds {len(ds)} sample(s); a GAN needs at least 2")
     return ds
@@ -189,7 +220,7 @@ def _build_algorithm(cfg: Config, info: DataInfo) -> Algorithm:
 @dataclass
 class Built:
     config: Config
-    dataset: Dataset
+    dataset: "Dataset | StreamingSource"   # StreamingSource: the main data is streamed (data/streaming.py)
     info: DataInfo
     algorithm: Algorithm
     streams: dict[str, Dataset] = field(default_factory=dict)   # data.streams by name (held_out included)

@@ -79,9 +79,21 @@ class DataConfig:
     # Named streams besides "main" (data.source): CycleGAN's unpaired a / b, a held-out stream for grids.
     streams: dict[str, StreamConfig] = field(default_factory=dict)
     held_out: str | None = None       # shorthand for data.streams.held_out.source
+    # The main stream's data path (data/streaming.py): auto streams a folder whose prepared uint8 data exceeds
+    # stream_threshold_mb (None: a quarter of memory_limit_bytes()); workers decode streamed batches (None: min(4,
+    # cores - 1); 0: in the training process).
+    path: Literal["auto", "memory", "stream"] = "auto"
+    stream_threshold_mb: float | None = None
+    workers: int | None = None
 
     def check(self, path: str) -> None:
         _check_geometry(path, self.image_size, self.channels)
+        if self.stream_threshold_mb is not None and not self.stream_threshold_mb > 0:
+            raise ConfigError(f"{path}.stream_threshold_mb must be > 0 (megabytes of prepared uint8 data above which "
+                              f"data.path=auto streams), got {self.stream_threshold_mb}")
+        if self.workers is not None and self.workers < 0:
+            raise ConfigError(f"{path}.workers must be >= 0 (0 decodes streamed batches in the training process), "
+                              f"got {self.workers}")
         for name in self.streams:
             if name == "main":
                 raise ConfigError(f"{path}.streams.main: the main stream is {path}.source (with {path}.sampling and "

@@ -3,7 +3,7 @@
 Every source (``mnist5k``, ``idx:PATH``, ``folder:PATH``, ``npz:PATH``, ``cifar10:PATH``, ``toy:ring8`` ...)
 loads into one ``Dataset`` held in memory as a single tensor, so batches are made by indexing, never
 by Python work per sample. Images are stored as uint8 NCHW (0..255) and converted to the model's
-value range only when a batch is drawn.
+value range only when a batch is drawn. (A folder too large for that is streamed instead: ``data/streaming.py``.)
 """
 from __future__ import annotations
 

@@ -177,33 +177,53 @@ def load_folder(path: Path | str, image_size: int | None = None, channels: int |
     """
     root = Path(path)
     name = name or f"folder:{root}"
-    require_existing(root, name, "a folder of images (one subfolder per class for labels)")
-    if not root.is_dir():
-        raise DataError(f"{root} is a file, not a folder (from '{name}'); "
-                        f"point folder: at the folder holding the images")
-    if image_size is not None and image_size < 1:
-        raise DataError(f"image size for {name} must be a positive number of pixels, got {image_size}")
-    if channels not in (None, 1, 3):
-        raise DataError(f"channels for {name} must be 1 (grey) or 3 (RGB), got {channels}")
+    _check_folder(root, image_size, channels, name)
+    plan = plan_folder(root, image_size, channels, name)
+    images = np.empty((len(plan.items), plan.channels, plan.side, plan.side), dtype=np.uint8)
+    for i, item in enumerate(plan.items):  # pass 2: decode one image at a time into the preallocated array
+        images[i] = _decode(item, plan.side, grey=plan.channels == 1)
+    _say_once(plan.summary)   # after decoding, as always: a folder with a bad file stops before its summary
+    return Dataset(x=torch.from_numpy(images), y=plan.labels_tensor(), name=name, class_names=plan.class_names,
+                   meta=plan.meta())
 
+
+@dataclass
+class FolderPlan:
+    """Pass 1 of a folder (headers only): its files, labels and the shape each image is decoded to. ``load_folder``
+    decodes all of it into memory; the streamed data path (``data/streaming.py``) decodes one file per sample."""
+
+    root: Path
+    name: str
+    items: list[_ImageFile]
+    labels: list[int]
+    class_names: list[str] | None
+    side: int
+    channels: int
+    summary: str
+
+    def labels_tensor(self) -> torch.Tensor | None:
+        return torch.tensor(self.labels, dtype=torch.int64) if self.class_names is not None else None
+
+    def decode(self, i: int) -> np.ndarray:
+        """Image ``i`` as uint8 C x side x side, exactly the row ``load_folder`` stores for it."""
+        return _decode(self.items[i], self.side, grey=self.channels == 1)
+
+    def meta(self) -> dict[str, Any]:
+        return {"source": "folder", "root": str(self.root), "image_size": self.side, "channels": self.channels,
+                "resampled": sum(it.side != self.side for it in self.items), "summary": self.summary}
+
+
+def plan_folder(root: Path, image_size: int | None, channels: int | None, name: str) -> FolderPlan:
+    """Scan ``root`` and read every header: N, labels, channels and side fixed, nothing decoded. The summary line is
+    the caller's to say (``load_folder`` after decoding, ``open_folder`` at once)."""
     paths, labels, class_names = _scan(root)
     items = [_read_header(p) for p in paths]  # pass 1: headers only, to fix the array's shape
     side = image_size or _most_common_side([it.side for it in items])
     if channels is None:
         grey_count = sum(it.grey for it in items)
         channels = 1 if grey_count > len(items) - grey_count else 3
-
-    images = np.empty((len(items), channels, side, side), dtype=np.uint8)
-    for i, item in enumerate(items):  # pass 2: decode one image at a time into the preallocated array
-        images[i] = _decode(item, side, grey=channels == 1)
-
-    y = torch.tensor(labels, dtype=torch.int64) if class_names is not None else None
-    resampled = sum(it.side != side for it in items)
     summary = describe_load(name, items, labels, class_names, side, channels)
-    _say_once(summary)
-    return Dataset(x=torch.from_numpy(images), y=y, name=name, class_names=class_names,
-                   meta={"source": "folder", "root": str(root), "image_size": side, "channels": channels,
-                         "resampled": resampled, "summary": summary})
+    return FolderPlan(root, name, items, labels, class_names, side, channels, summary)
 
 
 def _counted(counts: Counter, limit: int, fmt: Callable[[Any], str]) -> str:
@@ -261,7 +281,36 @@ def _positive_int(options: dict[str, str], key: str, spec: str) -> int | None:
 @register_source("folder", "an image folder (png/jpg/bmp/gif/webp/tif), class subfolders become labels: "
                            "folder:DIR[?size=N&channels=1|3] (default: the most common size and channel count)")
 def _folder(arg: str, seed: int) -> Dataset:
+    path, size, channels, spec = _folder_options(arg)
+    return load_folder(path, size, channels, name=spec)
+
+
+def _folder_options(arg: str) -> tuple[Path, int | None, int | None, str]:
     spec = f"folder:{arg}"
     path, options = split_path_and_options(arg, "folder", {"size": "square side in pixels",
                                                            "channels": "1 or 3"})
-    return load_folder(path, _positive_int(options, "size", spec), _positive_int(options, "channels", spec), name=spec)
+    return path, _positive_int(options, "size", spec), _positive_int(options, "channels", spec), spec
+
+
+def open_folder(arg: str) -> FolderPlan:
+    """``folder:ARG`` scanned but not decoded (the streamed data path); the same checks and refusals as loading.
+    Its summary is the caller's to say (``say_summary``), once it knows whether it will decode everything first."""
+    path, size, channels, spec = _folder_options(arg)
+    _check_folder(Path(path), size, channels, spec)
+    return plan_folder(Path(path), size, channels, spec)
+
+
+def say_summary(plan: FolderPlan, streamed: bool = False) -> None:
+    # streamed: nothing is loaded; each batch is decoded to that shape as it is drawn (data/streaming.py)
+    _say_once(plan.summary.replace("; loaded as ", "; streamed (data.path) as ") if streamed else plan.summary)
+
+
+def _check_folder(root: Path, image_size: int | None, channels: int | None, name: str) -> None:
+    require_existing(root, name, "a folder of images (one subfolder per class for labels)")
+    if not root.is_dir():
+        raise DataError(f"{root} is a file, not a folder (from '{name}'); "
+                        f"point folder: at the folder holding the images")
+    if image_size is not None and image_size < 1:
+        raise DataError(f"image size for {name} must be a positive number of pixels, got {image_size}")
+    if channels not in (None, 1, 3):
+        raise DataError(f"channels for {name} must be 1 (grey) or 3 (RGB), got {channels}")

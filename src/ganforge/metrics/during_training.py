@@ -14,12 +14,15 @@ import torch
 
 from ..config import Config
 from ..data import to_uint8
+from ..data.streaming import StreamingSource
 from .evaluate import Reference, Samples, evaluate, make_extractor, parse_metrics
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..train.trainer import Trainer
 
 # Scalars only: histograms and per-class lists stay in eval.json of `ganforge eval`.
+# Rows of a streamed dataset the FID/KID reference takes (data/streaming.py).
+REFERENCE_ROWS = 10_000
 _SKIP = ("class_histogram", "label_accuracy_per_class", "mode_histogram")
 
 
@@ -31,6 +34,10 @@ def make_evaluator(cfg: Config, built: Any) -> Callable[["Trainer"], dict[str, A
         # Built now, not at the first evaluation: a source the evaluator cannot use (no labels for the domain
         # classifier) fails before training starts, and the classifier is trained (once, cached) up front.
         ds = built.dataset
+        if isinstance(ds, StreamingSource):
+            # Streamed data is too large to read whole: the reference is its first REFERENCE_ROWS rows (FID's usual
+            # 10k), decoded once here.
+            ds = ds.sample_rows(torch.arange(min(len(ds), REFERENCE_ROWS)))
         cache["reference"] = Reference(cfg.data.source, ds.x, ds.y)
         cache["extractor"] = make_extractor("domain", cfg.data.source, channels=ds.shape[0])
 

@@ -17,7 +17,9 @@ Data streams: ``ctx.real_batch()`` draws from ``main`` (``data.source``), ``ctx.
 ``data.streams.b``; every stream has its own sampler (seed: ``stream_seed(run seed, name)``), checkpointed with the
 main one. ``data.held_out`` is never trained on: a family that samples from data (``Algorithm.samples_from_data``)
 gets a fixed ``train.grid_size`` batch of it (``held_out_batch``) as ``sample_inputs(..., batch=)``, and progress
-grids laid out by ``Algorithm.grid_panels`` (columns input | output | target, a row per sample).
+grids laid out by ``Algorithm.grid_panels`` (columns input | output | target, a row per sample). The main stream's
+data is one uint8 tensor on the device, or, streamed (``data.path``, ``data/streaming.py``), decoded by a DataLoader
+over a look-ahead copy of its sampler: the same batches, and the sampler's state is still all a checkpoint keeps.
 
 Gradient accumulation, ``train.accumulate: N``: the data stream, ``train.batch_size`` and every random draw stay
 those of ``N = 1``; the algorithm splits each update's batch into N consecutive micro-batches (``micro_batches``),
@@ -75,6 +77,7 @@ from ..build import Built
 from ..config import HELD_OUT, Config, OptimConfig
 from ..data import Dataset, to_uint8
 from ..data.sampler import BatchSampler
+from ..data.streaming import StreamingSource, StreamLoader, default_workers
 from ..errors import CheckpointError, ConfigError, GanforgeError
 from ..report import save_grid, save_panels, save_scatter, write_report
 from . import distributed
@@ -386,14 +389,21 @@ class Trainer:
             self.algorithm.to(memory_format=torch.channels_last)   # 4-D weights only; the rest is unchanged
         self.algorithm.train()
         ds = built.dataset
-        # The whole dataset lives on the device as one tensor: a batch is one index operation.
-        self.data_x = ds.x.to(self.device)
-        self.data_y = None if ds.y is None else ds.y.to(self.device)
-        self.data_fields = {k: v.to(self.device) for k, v in ds.fields.items()}
         self.value_range = self.algorithm.value_range if ds.kind == "image" else None
         # Each rank draws the same global batch stream and keeps its slice: together they see the single-process batch.
         self.sampler = BatchSampler(len(ds), tc.batch_size // world, cfg.data.sampling, seed=tc.seed,
                                     rank=self.dist.rank, world_size=world)
+        # Streamed data (data.path, data/streaming.py): a DataLoader decodes the rows this sampler draws, each rank its
+        # own slice; otherwise the whole dataset lives on the device as one tensor and a batch is one index operation.
+        self.stream_loader: StreamLoader | None = None
+        if isinstance(ds, StreamingSource):
+            workers = cfg.data.workers if cfg.data.workers is not None else default_workers()
+            self.stream_loader = StreamLoader(ds, self.sampler, workers, pin_memory=self.device.type == "cuda")
+            self.data_x, self.data_y, self.data_fields = None, None, {}
+        else:
+            self.data_x = ds.x.to(self.device)
+            self.data_y = None if ds.y is None else ds.y.to(self.device)
+            self.data_fields = {k: v.to(self.device) for k, v in ds.fields.items()}
         # The other streams (data.streams), each on the device with its own sampler, seeded from the run seed and its
         # name: adding a stream never changes another's order. The held-out stream has no sampler: it is never
         # trained on, only its fixed batch (below) is used.
@@ -468,6 +478,8 @@ class Trainer:
     def next_batch(self, stream: str = "main") -> Batch:
         """The next batch of ``stream``: ``main`` (data.source) or a name in data.streams."""
         if stream == "main":
+            if self.stream_loader is not None:
+                return self._streamed_batch()
             idx = self.sampler.next().to(self.device)
             return make_batch(self.data_x, self.data_y, self.data_fields, idx, self.value_range,
                               self.cfg.train.channels_last)
@@ -480,6 +492,17 @@ class Trainer:
         x, y, fields = self.streams[stream]
         idx = self.stream_samplers[stream].next().to(self.device)
         return make_batch(x, y, fields, idx, self.value_range, self.cfg.train.channels_last)
+
+    def _streamed_batch(self) -> Batch:
+        """The main stream's next batch from the DataLoader: the same rows, and through ``make_batch`` the same
+        floats, as the memory path draws for this sampler state."""
+        assert self.stream_loader is not None
+        x, y = self.stream_loader.next()
+        cuda = self.device.type == "cuda"   # pinned on CUDA: the copy overlaps the step
+        x = x.to(self.device, non_blocking=cuda)
+        y = None if y is None else y.to(self.device, non_blocking=cuda)
+        rows = torch.arange(len(x), device=self.device)
+        return make_batch(x, y, {}, rows, self.value_range, self.cfg.train.channels_last)
 
     def autocast(self) -> contextlib.AbstractContextManager:
         if self.amp_dtype is None:
@@ -679,6 +702,8 @@ class Trainer:
         self._restore_rng(training["rng"], int(state.get("distributed", {}).get("world_size", 1)), int(state["step"]))
         # The sampler's state is the global batch stream, the same on every rank and for any number of ranks.
         self.sampler.load_state_dict(training["sampler"])
+        if self.stream_loader is not None:   # batches prefetched from the old state must not be served
+            self.stream_loader.reset()
         saved_streams = training.get("streams", {})
         for name, smp in self.stream_samplers.items():
             if name not in saved_streams:
@@ -900,6 +925,8 @@ class Trainer:
             self.dist.barrier()    # all ranks leave together, after rank 0 has written everything
         finally:
             progress.close()
+            if self.stream_loader is not None:   # its worker processes; a later fit restarts it where it stood
+                self.stream_loader.reset()
             for sig, h in handlers.items():
                 signal.signal(sig, h)
         return last
