@@ -125,6 +125,35 @@ def test_bad_override(override, fragment, tmp_path, capsys):
     assert not (tmp_path / "out").exists()
 
 
+# The second half's input paths: data paths and streams, and each new source given a path that is not there or a
+# name it does not know. Refused before any run directory exists.
+DATA_CASES = [
+    (["--set", "data.path=bogus"], "data.path must be one of"),
+    (["--set", "data.workers=-1"], "data.workers"),
+    (["--set", "data.stream_threshold_mb=0"], "data.stream_threshold_mb"),
+    (["--set", "data.path=stream"], "stream"),                        # toy points cannot be streamed
+    (["--set", "data.streams.main.source=toy:ring8"], "main"),
+    (["--set", "data.streams.b.batch_size=4"], "source"),
+    (["--data", "aligned:{tmp}/no-facades"], "no-facades"),
+    (["--data", "unaligned:{tmp}/no-horse2zebra"], "no-horse2zebra"),
+    (["--data", "paired:{tmp}/a,{tmp}/b"], "{tmp}/a"),
+    (["--data", "celeba:{tmp}/no-celeba"], "no-celeba"),
+    (["--data", "captions:{tmp}/no-birds"], "no-birds"),
+    (["--data", "sr:{tmp}/no-div2k"], "no-div2k"),
+    (["--data", "glyphs:NoSuchFont"], "NoSuchFont"),
+    (["--data", "mnist5k?domain=purple"], "purple"),
+    (["--data", "photos?split=bogus"], "bogus"),
+]
+
+
+@pytest.mark.parametrize("args, fragment", DATA_CASES)
+def test_bad_data_inputs_of_the_second_half(args, fragment, tmp_path, capsys):
+    args = [a.format(tmp=tmp_path) for a in args]
+    code, _, err = run_cli(["train", "gan-toy", "--steps", "1", *args, "--out", tmp_path / "out"], capsys)
+    assert_refused(code, err, fragment.format(tmp=tmp_path))
+    assert not (tmp_path / "out").exists()
+
+
 @pytest.fixture
 def ram_limit(monkeypatch):
     """The in-memory limit is half the machine's RAM; fixed at 16 GiB here so the cases mean the same anywhere."""
