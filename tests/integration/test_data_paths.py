@@ -35,11 +35,15 @@ def _threads(one_thread):
 @pytest.fixture
 def pngs(tmp_path: Path) -> Path:
     """30 random grey 20 x 20 PNGs in two class folders: data.image_size=28 makes every sample go through the resize."""
-    rng = np.random.default_rng(7)
-    root = tmp_path / "pngs"
+    return write_pngs(tmp_path / "pngs", per_class=15, seed=7)
+
+
+def write_pngs(root: Path, per_class: int, seed: int) -> Path:
+    """``per_class`` random grey 20 x 20 PNGs in each of the class folders a/ and b/ under ``root``."""
+    rng = np.random.default_rng(seed)
     for c in ("a", "b"):
         (root / c).mkdir(parents=True)
-        for i in range(15):
+        for i in range(per_class):
             Image.fromarray(rng.integers(0, 256, (20, 20), dtype=np.uint8), mode="L").save(root / c / f"{i}.png")
     return root
 
@@ -124,12 +128,7 @@ def test_streamed_evaluation_reference_is_the_first_rows(tmp_path: Path, monkeyp
     """The during-training evaluator never reads streamed data whole: its FID reference is the first REFERENCE_ROWS
     rows, the memory path's rows; with all rows taken the eval figures are the memory path's exactly."""
     from ganforge.metrics import during_training
-    rng = np.random.default_rng(3)
-    root = tmp_path / "pngs120"
-    for c in ("a", "b"):
-        (root / c).mkdir(parents=True)
-        for i in range(60):
-            Image.fromarray(rng.integers(0, 256, (20, 20), dtype=np.uint8), mode="L").save(root / c / f"{i}.png")
+    root = write_pngs(tmp_path / "pngs120", per_class=60, seed=3)
     refs: list[torch.Tensor] = []
     real = during_training.Reference
     monkeypatch.setattr(during_training, "Reference", lambda spec, x, y: refs.append(x) or real(spec, x, y))
