@@ -264,6 +264,25 @@ class Algorithm(nn.Module):
         ``generate(inputs)``. For families that sample from data, where an output means little without its input."""
         return None
 
+    # -- translation (families with samples_from_data: ``ganforge translate``, ``Model.translate``) -------------------
+    # The controls ``translate`` takes (``direction``: AtoB | BtoA; ``to``: a target domain; ``attrs``: attributes to
+    # set); empty for a model that does not translate user images.
+    translate_controls: ClassVar[tuple[str, ...]] = ()
+
+    def translation_input_shape(self, **controls: Any) -> tuple[int, ...]:
+        """C x H x W of the images ``translate`` takes under ``controls`` (by default the data's samples; a
+        super-resolution model takes its ``lowres`` field's shape, CycleGAN's BtoA the other domain's)."""
+        return tuple(self.data.sample_shape)
+
+    def translate(self, inputs: torch.Tensor, nets: Mapping[str, nn.Module] | None = None,
+                  **controls: Any) -> torch.Tensor:
+        """Map a batch of user images (N x C x H x W at ``translation_input_shape``, in the model's value range) to
+        the model's outputs, in the same order. ``controls`` as ``translate_controls`` lists (a family refuses
+        others with ``controls.unknown_controls``). Families that do not translate raise ConfigError."""
+        from ..errors import ConfigError
+        raise ConfigError(f"algorithm '{self.name}' generates from noise; it does not translate images "
+                          "(ganforge sample makes its samples)")
+
     def sample_labels(self, inputs: Mapping[str, torch.Tensor]) -> torch.Tensor | None:
         """Labels of generated samples (conditional families), for npz export and label accuracy."""
         return None

@@ -55,3 +55,25 @@ class GeneratorBase(nn.Module):
     def join_inputs(z: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
         """Conditional generators of the seeds concatenate the condition (one-hot label, codes) to z."""
         return z if cond is None else torch.cat([z, cond.to(z.dtype)], 1)
+
+
+Norm2d = Literal["batch", "instance", "none"]
+
+
+def norm2d(kind: Norm2d, channels: int) -> nn.Module:
+    """The normalisation layer of the image-to-image networks: ``batch`` (pix2pix's default; at batch 1 it acts as
+    instance norm, Isola et al. 2017 section 3.3), ``instance`` (CycleGAN, StarGAN: affine-free, no running
+    statistics, as their official code), ``none`` (StarGAN's discriminator)."""
+    if kind == "batch":
+        return nn.BatchNorm2d(channels)
+    if kind == "instance":
+        return nn.InstanceNorm2d(channels, affine=False, track_running_stats=False)
+    if kind == "none":
+        return nn.Identity()
+    raise ConfigError(f"norm must be batch, instance or none, got {kind!r}")
+
+
+def uses_bias(kind: Norm2d) -> bool:
+    """A conv followed by batch norm needs no bias (BN's shift replaces it); before instance norm or nothing it does
+    (the official pix2pix / CycleGAN code's ``use_bias = norm_layer == InstanceNorm2d``)."""
+    return kind != "batch"
