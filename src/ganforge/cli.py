@@ -28,6 +28,8 @@ EPILOG = """examples:
   ganforge eval samples.npz --ref mnist5k?split=test
   ganforge train dcgan-mnist --data my_images/ --out runs/mine
   ganforge info runs/dcgan
+  ganforge translate runs/pix2pix --input my_sketches/ --out translated/
+  ganforge translate runs/cyclegan --input test.npz --out out.npz --direction BtoA
 """
 
 
@@ -140,6 +142,29 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     ev.add_argument("--checkpoint", metavar="STEP|PATH", help="a run directory: draw the samples from this "
                     "checkpoint (a step the run kept, or a checkpoint directory) instead of the newest")
+
+    tl = sub.add_parser("translate", help="translate your images with a trained image-to-image run",
+                        description="Map images through a translation model (pix2pix, CycleGAN, StarGAN, SRGAN ...): "
+                                    "an image file, a folder of images (same-named PNGs out) or a .npz (arr_0 uint8 "
+                                    "NHWC; an npz out in the same order). Images of another size are resized to the "
+                                    "model's input and the outputs back to the same scale; channels are adapted "
+                                    "(grey <-> RGB); each is said in one line.")
+    tl.add_argument("run_dir", help="a run directory of a translation model")
+    tl.add_argument("--input", required=True, metavar="FILE|DIR|NPZ", help="the images to translate")
+    tl.add_argument("--out", required=True, metavar="FILE|DIR|NPZ", help="a .png (one input image), a folder, or a "
+                    ".npz (arr_0 uint8 N x H x W x C)")
+    tl.add_argument("--direction", choices=["AtoB", "BtoA"], help="two-way models (CycleGAN, UNIT ...): which way "
+                    "(default AtoB)")
+    tl.add_argument("--to", metavar="DOMAIN", help="multi-domain models (StarGAN, ComboGAN): the target domain")
+    tl.add_argument("--attrs", metavar="A,B,...", help="attribute models (StarGAN on CelebA): the attributes the "
+                    "output should have, e.g. Black_Hair,Young")
+    tl.add_argument("--seed", type=int, default=0, help="seed of the randomness a model keeps at test time, e.g. "
+                    "pix2pix's dropout (default 0)")
+    tl.add_argument("--batch-size", type=int, default=64, metavar="B", help="images per forward pass (default 64)")
+    tl.add_argument("--no-ema", action="store_true", help="use the raw networks even if the run kept an EMA copy")
+    tl.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    tl.add_argument("--checkpoint", metavar="STEP|PATH", help="translate with this checkpoint (a step the run kept, "
+                    "or a checkpoint directory) instead of the newest")
 
     inf = sub.add_parser("info", help="summarise a run directory", description="Show what a run is, how far it got, "
                          "its last metrics and where its files are.")
@@ -437,6 +462,39 @@ def sample_count(n: int | None, controls: dict[str, Any], args: argparse.Namespa
     return n
 
 
+def cmd_translate(args: argparse.Namespace) -> int:
+    import numpy as np
+    import torch
+    from .api import load
+    from .errors import ConfigError
+    from .translate_io import check_output, fit_channels, read_inputs, resize, write_outputs
+    if args.batch_size < 1:
+        raise ConfigError(f"--batch-size must be >= 1, got {args.batch_size}")
+    controls = {"direction": args.direction, "to": args.to,
+                "attrs": [a.strip() for a in args.attrs.split(",") if a.strip()] if args.attrs else None}
+    inputs = read_inputs(args.input)
+    out = check_output(args.out, inputs)                  # before loading the model
+    model = load(args.run_dir, device=args.device, use_ema=not args.no_ema, step=args.checkpoint)
+    channels, height, width = model.input_shape(**{k: v for k, v in controls.items() if v is not None})
+    sizes = [im.shape[:2] for im in inputs.images]
+    other_size = sum(s != (height, width) for s in sizes)
+    converted = sum(im.shape[-1] != channels for im in inputs.images)
+    batch = np.stack([resize(fit_channels(im, channels), height, width) for im in inputs.images])
+    outputs = model.translate(torch.from_numpy(batch).permute(0, 3, 1, 2).contiguous(), seed=args.seed,
+                              batch_size=args.batch_size, **controls)
+    outputs_hwc = outputs.permute(0, 2, 3, 1).numpy()
+    scale_h, scale_w = outputs_hwc.shape[1] / height, outputs_hwc.shape[2] / width   # SR models: x4
+    results = [resize(o, round(h * scale_h), round(w * scale_w)) for o, (h, w) in zip(outputs_hwc, sizes)]
+    if converted:
+        print(f"converted {converted} of {len(sizes)} images to the model's {channels} channel(s)")
+    if other_size:
+        print(f"resized {other_size} of {len(sizes)} images to the model's {height}x{width} input and their outputs "
+              "back to their own size (bicubic)")
+    where = write_outputs(out, results, inputs.names)
+    print(f"translated {len(results)} images with {model.config.name} (step {model.step}) to {where}")
+    return 0
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     from .errors import ConfigError
     from .metrics.evaluate import evaluate, format_table, is_run_dir, load_target, parse_metrics
@@ -670,7 +728,7 @@ def cmd_data(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"list": cmd_list, "train": cmd_train, "sample": cmd_sample, "eval": cmd_eval, "info": cmd_info,
+COMMANDS = {"list": cmd_list, "train": cmd_train, "sample": cmd_sample, "translate": cmd_translate, "eval": cmd_eval, "info": cmd_info,
             "data": cmd_data}
 
 

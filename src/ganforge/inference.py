@@ -58,6 +58,38 @@ class Model:
             outs.append(self.algorithm.generate(part, self.nets).float().cpu())
         return torch.cat(outs), None if labels is None else labels.cpu()
 
+    def input_shape(self, **controls: Any) -> tuple[int, ...]:
+        """C x H x W of the images ``translate`` takes under ``controls`` (a translation model's input)."""
+        self._check_translates(controls)
+        return tuple(self.algorithm.translation_input_shape(**controls))
+
+    def _check_translates(self, controls: dict[str, Any]) -> None:
+        from .algorithms.base import Algorithm
+        from .algorithms.controls import unknown_controls
+        if type(self.algorithm).translate is Algorithm.translate:
+            self.algorithm.translate(torch.zeros(0))   # raises the family's one-line refusal
+        unknown_controls(controls, self.algorithm.translate_controls, f"'{self.algorithm.name}'")
+
+    @torch.no_grad()
+    def translate(self, images: torch.Tensor, seed: int = 0, batch_size: int = 64, **controls: Any) -> torch.Tensor:
+        """uint8 N x C x H x W images at ``input_shape(**controls)`` -> the model's uint8 outputs, same order, on the
+        CPU. ``seed`` fixes whatever randomness the family keeps at test time (pix2pix's dropout)."""
+        from .data import to_model_range
+        controls = {k: v for k, v in controls.items() if v is not None}
+        self._check_translates(controls)
+        shape = tuple(self.algorithm.translation_input_shape(**controls))
+        if images.dtype != torch.uint8 or tuple(images.shape[1:]) != shape:
+            raise ConfigError(f"translate takes uint8 N x {' x '.join(map(str, shape))} images, got "
+                              f"{images.dtype} {list(images.shape)}")
+        outs = []
+        with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
+            torch.manual_seed(seed)
+            for i in range(0, len(images), batch_size):
+                x = to_model_range(images[i:i + batch_size].to(self.device), self.value_range)
+                y = self.algorithm.translate(x, self.nets, **controls)
+                outs.append(to_uint8(y.float(), self.value_range).cpu())
+        return torch.cat(outs)
+
     def images(self, n: int, seed: int = 0, **controls: Any) -> np.ndarray:
         """uint8 N x H x W x C images (the layout FID tools read)."""
         if self.value_range is None:
