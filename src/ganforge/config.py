@@ -167,6 +167,17 @@ class EMAConfig:
 
 
 @dataclass
+class PhaseConfig:
+    """One phase of ``train.phases`` (train/phases.py): a stretch of steps the algorithm reads from ``ctx.phase``."""
+
+    name: str = ""
+    steps: int | None = None          # its length; None only for the last phase (until train.steps)
+    image_size: int | None = None     # the resolution the algorithm trains at in this phase (None: the data's)
+    batch_size: int | None = None     # the main stream's global batch in this phase (None: train.batch_size)
+    fade_steps: int = 0               # fade-in: alpha rises linearly to 1 over the phase's first fade_steps steps
+
+
+@dataclass
 class TrainConfig:
     steps: int = 1000                 # generator iterations (the books' train_steps)
     batch_size: int = 64
@@ -197,6 +208,9 @@ class TrainConfig:
     # Gradient accumulation: each optimizer update averages this many consecutive micro-batches of the batch
     # (batch_size stays the update's batch and the data stream is unchanged; trainer.py says what it means).
     accumulate: int = 1
+    # A schedule of phases over the steps (resolution, fade-in, batch size) that the algorithm reads from ctx.phase:
+    # ProGAN's progressive growing. Empty: one phase, the whole run.
+    phases: list[PhaseConfig] = field(default_factory=list)
 
     def check(self, path: str) -> None:
         for key in ("steps", "batch_size", "log_every", "sample_every", "checkpoint_every", "keep_checkpoints",
@@ -211,6 +225,12 @@ class TrainConfig:
         if self.accumulate > self.batch_size:
             raise ConfigError(f"{path}.accumulate={self.accumulate} splits a batch of {self.batch_size} into more "
                               "micro-batches than it has samples; lower it or raise train.batch_size")
+        from .train.phases import check_phases
+        check_phases(self.phases, f"{path}.phases")
+        for i, phase in enumerate(self.phases):
+            if phase.batch_size is not None and self.accumulate > phase.batch_size:
+                raise ConfigError(f"{path}.accumulate={self.accumulate} splits the batch of {phase.batch_size} of "
+                                  f"{path}.phases[{i}] into more micro-batches than it has samples; lower it")
         if self.eval_every and self.eval_samples < 2:
             raise ConfigError(f"{path}.eval_samples must be >= 2, got {self.eval_samples}")
         if not (self.device in ("auto", "cpu", "cuda", "mps") or self.device.startswith("cuda:")):

@@ -18,6 +18,7 @@ from .data import to_uint8
 from .errors import CheckpointError, ConfigError
 from .train.checkpoint import list_checkpoints, read_checkpoint, read_state
 from .train.ema import EMA
+from .train.phases import phase_at
 from .train.rundir import read_run, require_checkpoint
 from .train.trainer import load_weights, resolve_device
 
@@ -170,6 +171,7 @@ def load(run_dir: str | Path, device: str = "cpu", use_ema: bool = True, step: C
     if has_ema:
         ema = EMA({k: algo.nets[k] for k in algo.ema_networks}, decay=0.999)
     load_weights(algo, weights, ema)
+    algo.enter_phase(phase_at(cfg.train.phases, max(int(state["step"]) - 1, 0)))   # the phase it last trained in
     dev = resolve_device(device)
     algo.to(dev).eval()
     nets = dict(algo.nets.items())

@@ -95,6 +95,7 @@ class DataInfo:
 class StepContext(Protocol):
     step: int                     # the step being computed (0-based count of completed steps)
     accumulate: int               # micro-batches per optimizer update (train.accumulate; families that split)
+    phase: Any                    # train/phases.Phase of this step (resolution, alpha, batch size), None without
 
     def real_batch(self, stream: str = "main") -> Batch:
         """The next batch of ``stream`` (``main``: data.source; others: data.streams.NAME, each its own sampler)."""
@@ -212,6 +213,7 @@ class Algorithm(nn.Module):
         # Modules whose buffers are this algorithm's tensor state (state_tensors): submodules of the algorithm, so
         # they move with it to the device, but not networks: no optimizer, EMA copy or weights file sees them.
         self.state_modules = nn.ModuleDict()
+        self.phase: Any = None     # the train.phases phase last entered (enter_phase)
 
     # -- what the builder asks before networks exist ------------------------------------------------
     @classmethod
@@ -231,6 +233,13 @@ class Algorithm(nn.Module):
         return None if p is None or p.default is inspect.Parameter.empty else p.default
 
     # -- training ----------------------------------------------------------------------------------
+    def enter_phase(self, phase: Any) -> None:
+        """Called with the ``train.phases`` phase (``train/phases.Phase``, None without phases) whenever it changes:
+        before the first step of each phase a run computes (after a resume too) and when a run is loaded for
+        sampling (the phase of its last step). ``ctx.phase`` gives the same within a step; this is for what samples
+        outside one (grids, ``ganforge sample``). Kept as ``self.phase``; a family that grows overrides it."""
+        self.phase = phase
+
     def setup(self, dataset: Any, device: torch.device) -> dict[str, Any]:
         """Called once when a fresh run starts (never on resume: what it builds is in the checkpoint).
 

@@ -32,9 +32,12 @@ class BatchSampler:
         self.pos = 0
         self.epoch += 1
 
-    def next(self) -> torch.Tensor:
-        """Indices of the next batch for this rank (every rank draws the global batch, keeps its slice)."""
-        total = self.batch_size * self.world_size
+    def next(self, batch_size: int | None = None) -> torch.Tensor:
+        """Indices of the next batch for this rank (every rank draws the global batch, keeps its slice).
+        ``batch_size``: this rank's share for this batch only (train.phases with their own batch size), else the
+        sampler's; the draws are the same stream either way, so a schedule of sizes replays exactly."""
+        size = self.batch_size if batch_size is None else batch_size
+        total = size * self.world_size
         if self.mode == "replacement":
             idx = torch.randint(self.n, (total,), generator=self.generator)
         else:
@@ -47,7 +50,7 @@ class BatchSampler:
                 self.pos += take
                 need -= take
             idx = torch.cat(parts)
-        return idx[self.rank * self.batch_size:(self.rank + 1) * self.batch_size]
+        return idx[self.rank * size:(self.rank + 1) * size]
 
     def state_dict(self) -> dict:
         return {"generator": self.generator.get_state(), "perm": self.perm, "pos": self.pos, "epoch": self.epoch}

@@ -82,6 +82,7 @@ from ..errors import CheckpointError, ConfigError, GanforgeError
 from ..report import save_grid, save_panels, save_scatter, write_report
 from . import distributed
 from .checkpoint import latest_checkpoint, read_checkpoint, save_checkpoint
+from .phases import Phase, phase_at
 from .ema import EMA
 
 
@@ -243,6 +244,7 @@ class _Context:
         self.t = trainer
         self.step = trainer.step
         self.accumulate = trainer.cfg.train.accumulate
+        self.phase = trainer.phase
 
     def real_batch(self, stream: str = "main") -> Batch:
         return self.t.next_batch(stream)
@@ -379,6 +381,14 @@ class Trainer:
                               f"{tc.batch_size // world} into more micro-batches than it has samples; lower it or "
                               "raise train.batch_size")
         check_training_options(cfg, built.algorithm)
+        for i, phase in enumerate(tc.phases):
+            if phase.batch_size is not None and phase.batch_size % world:
+                raise ConfigError(f"train.phases[{i}].batch_size={phase.batch_size} is the global batch and must divide "
+                                  f"evenly over the {world} processes; use a multiple of {world}")
+            if phase.batch_size is not None and tc.accumulate > phase.batch_size // world:
+                raise ConfigError(f"train.accumulate={tc.accumulate} splits each process's batch of "
+                                  f"{phase.batch_size // world} in train.phases[{i}] into more micro-batches than it "
+                                  "has samples; lower it")
         self.device = self.dist.device if self.dist.enabled else resolve_device(tc.device)
         self.algorithm: Algorithm = built.algorithm.to(self.device)
         self.trained_keys = [k for keys in self.algorithm.optimizer_groups.values() for k in keys]
@@ -397,6 +407,10 @@ class Trainer:
         # own slice; otherwise the whole dataset lives on the device as one tensor and a batch is one index operation.
         self.stream_loader: StreamLoader | None = None
         if isinstance(ds, StreamingSource):
+            if any(p.batch_size not in (None, tc.batch_size) for p in tc.phases):
+                raise ConfigError("train.phases with their own batch_size need the data in memory (the streamed "
+                                  "path's workers decode fixed-size batches ahead); set data.path=memory or drop the "
+                                  "phases' batch_size")
             workers = cfg.data.workers if cfg.data.workers is not None else default_workers()
             self.stream_loader = StreamLoader(ds, self.sampler, workers, pin_memory=self.device.type == "cuda")
             self.data_x, self.data_y, self.data_fields = None, None, {}
@@ -480,7 +494,9 @@ class Trainer:
         if stream == "main":
             if self.stream_loader is not None:
                 return self._streamed_batch()
-            idx = self.sampler.next().to(self.device)
+            phase = self.phase
+            size = phase.batch_size // self.dist.world_size if phase is not None and phase.batch_size else None
+            idx = self.sampler.next(size).to(self.device)
             return make_batch(self.data_x, self.data_y, self.data_fields, idx, self.value_range,
                               self.cfg.train.channels_last)
         if stream not in self.streams:
@@ -780,6 +796,7 @@ class Trainer:
 
     @torch.no_grad()
     def write_samples(self) -> Path:
+        self.enter_phase(max(self.step - 1, 0))
         nets = self.sampling_nets()
         modules = list(nets.values())
         saved = [(m, m.training) for m in modules]
@@ -821,7 +838,11 @@ class Trainer:
             rec[k] = float(torch.as_tensor(v).item()) / n
         dt = max(now - t_last, 1e-9)
         rec["steps_per_s"] = round((self.step - steps_last) / dt, 4)
-        rec["samples_per_s"] = round(rec["steps_per_s"] * self.cfg.train.batch_size, 2)   # global batch
+        last = phase_at(self.cfg.train.phases, max(self.step - 1, 0))   # the phase of the last step computed
+        batch = last.batch_size if last is not None and last.batch_size else self.cfg.train.batch_size
+        rec["samples_per_s"] = round(rec["steps_per_s"] * batch, 2)   # global batch
+        if last is not None:
+            rec["phase"], rec["alpha"] = last.index, last.alpha
         if self.cfg.train.nonfinite == "skip":   # the run's total so far: 0 says the guard had nothing to do
             rec["nonfinite_skipped"] = self.nonfinite_skipped
         if self.is_main:
@@ -833,6 +854,7 @@ class Trainer:
     def train_step(self) -> None:
         """One training step and its per-step bookkeeping: exactly what ``fit`` runs each iteration before its
         cadence work (logs, grids, evaluation, checkpoints). ``bench/speed.py`` times this."""
+        self.enter_phase()
         logs = self.algorithm.train_step(_Context(self))
         if self._pending:   # its gradients would leak into the next step's update of that group
             group = next(iter(self._pending))
@@ -847,6 +869,20 @@ class Trainer:
         for k, v in logs.items():
             self.log_sums[k] = self.log_sums.get(k, 0) + (v.detach().double() if torch.is_tensor(v) else v)
         self.log_count += 1
+
+    @property
+    def phase(self) -> Phase | None:
+        """The train.phases phase of the step being computed (None without phases)."""
+        return phase_at(self.cfg.train.phases, self.step)
+
+    def enter_phase(self, step: int | None = None) -> None:
+        """Tell the algorithm the phase of ``step`` (default: the step about to be computed) when it differs from the
+        last one it was told. Grids pass the last computed step's, so a grid shows the phase that trained it."""
+        phase = self.phase if step is None else phase_at(self.cfg.train.phases, step)
+        key = None if phase is None else (phase.index, phase.alpha)
+        if getattr(self, "_entered_phase", -1) != key:
+            self.algorithm.enter_phase(phase)
+            self._entered_phase = key
 
     def _on_signal(self, signum: int, frame: Any) -> None:
         self._stop = signal.Signals(signum).name
