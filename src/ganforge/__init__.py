@@ -5,10 +5,30 @@
     >>> images = ganforge.load(run.run_dir).sample(64, seed=0)
     >>> older = ganforge.load(run.run_dir, step=1000)       # any checkpoint the run kept
 """
+from typing import Any
+
 from ._version import __version__
-from .api import RunResult, train
 from .errors import GanforgeError
-from .inference import Model, load
-from .train.trainer import TrainingDiverged
+from . import train as _training    # the subpackage (light); bound before the function below takes the name
+
+# The rest imports torch (seconds): loaded on first use, so that `ganforge --help` is quick and a Ctrl-C while torch
+# loads reaches the command line's one-line handler instead of a traceback.
+_LAZY = {"RunResult": "api", "load": "inference", "Model": "inference", "TrainingDiverged": "train.trainer"}
+
+
+def train(recipe: str | None = None, **kwargs: Any) -> Any:
+    """Train a recipe or resume a run: ``ganforge.api.train`` (its docstring has every argument)."""
+    from .api import train as api_train
+    return api_train(recipe, **kwargs)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'ganforge' has no attribute {name!r}")
+
 
 __all__ = ["train", "load", "Model", "RunResult", "GanforgeError", "TrainingDiverged", "__version__"]

@@ -5,12 +5,16 @@ here.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import shlex
+import shutil
+import signal
 import sys
+import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from .algorithms import DataInfo
 from .build import build
@@ -18,7 +22,8 @@ from .config import Config, apply_overrides, build_config, load_config
 from .errors import ConfigError, GanforgeError, note_run_dir
 from .inference import Model, load, parse_init_from, select_checkpoint
 from .train import distributed
-from .train.checkpoint import atomic_write_text, read_checkpoint
+from .train.checkpoint import atomic_write_text, latest_checkpoint, read_checkpoint
+from .train.lock import RunLock
 from .train.rundir import append_readme, new_run_dir, read_run, require_checkpoint, write_run_files
 from .train.trainer import Trainer, load_weights
 
@@ -74,45 +79,88 @@ def train(recipe: str | None = None, *, out: str | Path | None = None, resume: s
     ) + ")"
     if resume is not None and init_from is not None:
         raise ConfigError(f"--init-from starts a new run and --resume continues {resume}; give one of them")
-    if resume is not None:
-        run_dir = Path(resume)
-        note_run_dir(run_dir)
-        cfg, info, meta = read_run(run_dir)
-        before = cfg.train.steps   # the lr horizon of checkpoints written before it was recorded in them
-        if recipe and recipe != cfg.name and Path(recipe).stem != cfg.name:
-            raise ConfigError(f"--resume {run_dir} holds a '{cfg.name}' run, not '{recipe}'; drop the recipe argument")
-        for key in changes:
-            if key not in RESUMABLE:
-                raise ConfigError(f"cannot change {key} when resuming {run_dir}: it would not be the same run; "
-                                  "start a new run with --out instead")
-        cfg = build_config(apply_overrides(cfg.to_dict(), changes))
-        require_checkpoint(run_dir)
-        built = build(cfg)
-        _check_same_data(built.info, info, run_dir)
-        trainer = Trainer(built, run_dir, progress=progress, evaluator=_evaluator(cfg, built))
-        ckpt = trainer.restore(recorded_steps=before)
-        if trainer.is_main:   # under torchrun rank 0 alone writes
-            write_run_files_config_only(run_dir, cfg)
-            append_readme(run_dir, f"\nResumed at step {trainer.step} from {ckpt.name}:\n\n    {command}\n")
-    else:
-        if not recipe:
-            raise ConfigError("give a recipe to train (see `ganforge list`) or --resume RUN_DIR")
-        cfg = load_config(recipe, changes)
-        built = build(cfg)   # everything is validated before any directory is touched
-        warm = _init_weights(init_from, built) if init_from is not None else None
-        dist = distributed.setup(cfg.train.device)   # rank 0 creates the directory; the others get its path or error
-        dist.check_batch(cfg.train.batch_size)
-        run_dir = Path(dist.on_main(new_run_dir, out, cfg.name, force))
-        note_run_dir(run_dir)
-        trainer = Trainer(built, run_dir, progress=progress, evaluator=_evaluator(cfg, built))
-        if warm is not None:
-            trainer.warm_start(warm[0], str(warm[1]))
-        if trainer.is_main:
-            write_run_files(run_dir, cfg, built.info, command, str(trainer.device))
-            if warm is not None:
-                _record_init(run_dir, *warm[1:])
-    last = trainer.fit(on_step=on_step)
+    with contextlib.ExitStack() as held:     # the run directory's lock, released when training ends in any way
+        if resume is not None:
+            trainer, run_dir, cfg = _resume(Path(resume), recipe, changes, progress, command, held)
+        else:
+            trainer, run_dir, cfg = _start(recipe, out, force, changes, progress, command, init_from, held)
+        last = trainer.fit(on_step=on_step)
     return RunResult(run_dir=run_dir, config=cfg, steps=trainer.step, last_metrics=last)
+
+
+def _resume(run_dir: Path, recipe: str | None, changes: dict[str, Any], progress: bool | str, command: str,
+            held: contextlib.ExitStack) -> tuple[Trainer, Path, Config]:
+    note_run_dir(run_dir)
+    cfg, info, meta = read_run(run_dir)
+    RunLock.check_free(run_dir, "resume")      # early, and writing nothing: the lock is taken once all is checked
+    before = cfg.train.steps   # the lr horizon of checkpoints written before it was recorded in them
+    if recipe and recipe != cfg.name and Path(recipe).stem != cfg.name:
+        raise ConfigError(f"--resume {run_dir} holds a '{cfg.name}' run, not '{recipe}'; drop the recipe argument")
+    for key in changes:
+        if key not in RESUMABLE:
+            raise ConfigError(f"cannot change {key} when resuming {run_dir}: it would not be the same run; "
+                              "start a new run with --out instead")
+    cfg = build_config(apply_overrides(cfg.to_dict(), changes))
+    require_checkpoint(run_dir)
+    built = build(cfg)
+    _check_same_data(built.info, info, run_dir)
+    trainer = Trainer(built, run_dir, progress=progress, evaluator=_evaluator(cfg, built))
+    ckpt = trainer.restore(recorded_steps=before)
+    if trainer.is_main:   # under torchrun rank 0 alone writes
+        held.enter_context(RunLock.acquire(run_dir, "resume"))
+        write_run_files_config_only(run_dir, cfg)
+        append_readme(run_dir, f"\nResumed at step {trainer.step} from {ckpt.name}:\n\n    {command}\n")
+    return trainer, run_dir, cfg
+
+
+def _start(recipe: str | None, out: str | Path | None, force: bool, changes: dict[str, Any], progress: bool | str,
+           command: str, init_from: str | Path | None, held: contextlib.ExitStack) -> tuple[Trainer, Path, Config]:
+    if not recipe:
+        raise ConfigError("give a recipe to train (see `ganforge list`) or --resume RUN_DIR")
+    cfg = load_config(recipe, changes)
+    built = build(cfg)   # everything is validated before any directory is touched
+    warm = _init_weights(init_from, built) if init_from is not None else None
+    dist = distributed.setup(cfg.train.device)   # rank 0 creates the directory; the others get its path or error
+    dist.check_batch(cfg.train.batch_size)
+    with _signals_interrupt():
+        run_dir = Path(dist.on_main(new_run_dir, out, cfg.name, force))
+        if dist.is_main:
+            held.enter_context(RunLock.acquire(run_dir, "train into"))
+        try:
+            note_run_dir(run_dir)
+            trainer = Trainer(built, run_dir, progress=progress, evaluator=_evaluator(cfg, built))
+            if warm is not None:
+                trainer.warm_start(warm[0], str(warm[1]))
+            if trainer.is_main:
+                write_run_files(run_dir, cfg, built.info, command, str(trainer.device))
+                if warm is not None:
+                    _record_init(run_dir, *warm[1:])
+        except BaseException:
+            # Stopped (Ctrl-C, SIGTERM) or failed before training began: the directory holds no work, only what this
+            # call wrote into it, so it goes, and the same --out can be used again.
+            if dist.is_main and latest_checkpoint(run_dir) is None:
+                held.close()
+                shutil.rmtree(run_dir, ignore_errors=True)
+            raise
+    return trainer, run_dir, cfg
+
+
+@contextlib.contextmanager
+def _signals_interrupt() -> Iterator[None]:
+    """SIGTERM raises KeyboardInterrupt like SIGINT while a run is being set up (the trainer's own handlers take over
+    in ``fit``), so that a run stopped before its first step is cleaned up, not left half made."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _init_weights(spec: str | Path, built: Any) -> tuple[dict[str, Any], Path, dict[str, Any]]:

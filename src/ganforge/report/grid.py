@@ -3,6 +3,7 @@ panels (input | output | target of a translation model) -> one column each, a ro
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 from typing import Mapping
 
@@ -36,7 +37,7 @@ def save_grid(images: torch.Tensor, path: str | Path, nrow: int | None = None, s
         img = img.resize((img.width * scale, img.height * scale), Image.NEAREST)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")   # one per writer
     img.save(tmp, format="PNG")
     tmp.replace(path)
     return path
@@ -80,7 +81,7 @@ def save_panels(panels: Mapping[str, torch.Tensor], path: str | Path, scale: int
     info.add_text("columns", " | ".join(panels))
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")   # one per writer
     img.save(tmp, format="PNG", pnginfo=info)
     tmp.replace(path)
     return path

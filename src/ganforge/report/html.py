@@ -12,6 +12,7 @@ from __future__ import annotations
 import html
 import json
 import math
+import os
 from pathlib import Path
 from typing import Any, Sequence, TypeVar
 
@@ -225,7 +226,7 @@ def write_report(run_dir: str | Path) -> Path:
             "</style></head><body>"
             + "\n".join(body) + "</body></html>")
     path = run_dir / "report.html"
-    tmp = run_dir / ".report.html.tmp"
+    tmp = run_dir / f".report.html.tmp-{os.getpid()}"   # a trainer and `ganforge eval` may both write
     tmp.write_text(page)
     tmp.replace(path)
     return path

@@ -19,6 +19,7 @@ from ..algorithms import DataInfo
 from ..config import MAX_YAML_BYTES, Config, build_config, dump_yaml, read_yaml_file
 from ..errors import CheckpointError, ConfigError, RunDirError
 from .checkpoint import atomic_write_text, latest_checkpoint
+from .lock import RunLock
 
 
 def _stamp() -> str:
@@ -36,6 +37,7 @@ def new_run_dir(out: str | Path | None, name: str, force: bool) -> Path:
             raise RunDirError(f"output directory {path} already holds files; continue that run with --resume {path}, "
                               f"replace it with --force (the old one is kept as {path.name}.replaced-*), "
                               "or choose another --out")
+        RunLock.check_free(path, "replace")     # never move a live run's directory from under it
         aside = path.with_name(f"{path.name}.replaced-{_stamp()}")
         n = 1
         while aside.exists():

@@ -843,6 +843,11 @@ class Trainer:
         rec["samples_per_s"] = round(rec["steps_per_s"] * batch, 2)   # global batch
         if last is not None:
             rec["phase"], rec["alpha"] = last.index, last.alpha
+        for group, optim_cfg in self.cfg.optim.items():   # the lr of each group's last update (schedules visible)
+            if group in self.updates and self.updates[group]:
+                factor = lr_factor(optim_cfg, self.updates[group] - 1, max(self.step - 1, 0), self.lr_horizon,
+                                   self.lr_anchors.get(group))
+                rec[f"lr_{group}"] = optim_cfg.lr * factor
         if self.cfg.train.nonfinite == "skip":   # the run's total so far: 0 says the guard had nothing to do
             rec["nonfinite_skipped"] = self.nonfinite_skipped
         if self.is_main:
