@@ -18,7 +18,7 @@ from typing import Any, Iterator
 
 from .algorithms import DataInfo
 from .build import build
-from .config import Config, apply_overrides, build_config, load_config
+from .config import RESUMABLE, Config, apply_overrides, build_config, load_config
 from .errors import ConfigError, GanforgeError, note_run_dir
 from .inference import Model, load, parse_init_from, select_checkpoint
 from .train import distributed
@@ -30,13 +30,6 @@ from .train.trainer import Trainer, load_weights
 # Keyword shortcuts accepted by train() and the CLI flags they mirror.
 SHORTCUTS = {"steps": "train.steps", "seed": "train.seed", "batch_size": "train.batch_size", "data": "data.source",
              "device": "train.device", "precision": "train.precision", "time_limit_s": "train.time_limit_s"}
-# What may change when a run is resumed: cadence and placement, never the model or the optimisation.
-RESUMABLE = ("train.steps", "train.log_every", "train.sample_every", "train.checkpoint_every",
-             "train.keep_checkpoints", "train.device", "train.threads", "train.eval_every", "train.eval_metrics",
-             "train.eval_samples", "train.time_limit_s", "train.nonfinite",
-             "train.optimizer_impl", "train.channels_last", "train.compile")   # speed knobs: the same computation
-
-
 def collect_overrides(overrides: dict[str, Any] | None, kwargs: dict[str, Any]) -> dict[str, Any]:
     """Merge ``overrides`` (dotted keys) and keyword arguments (shortcuts, or ``a__b`` for ``a.b``)."""
     out = dict(overrides or {})

@@ -166,6 +166,34 @@ class EMAConfig:
             raise ConfigError(f"{path}.start must be >= 0, got {self.start}")
 
 
+# What may change when a run is resumed: cadence and placement, never the model or the optimisation.
+RESUMABLE = ("train.steps", "train.log_every", "train.sample_every", "train.checkpoint_every",
+             "train.keep_checkpoints", "train.device", "train.threads", "train.eval_every", "train.eval_metrics",
+             "train.eval_samples", "train.time_limit_s", "train.nonfinite",
+             "train.optimizer_impl", "train.channels_last", "train.compile")   # speed knobs: the same computation
+
+
+def config_difference(trained: dict[str, Any], now: dict[str, Any], ignore: tuple[str, ...] = RESUMABLE
+                      ) -> tuple[str, Any, Any] | None:
+    """The first dotted key (with its two values) where two resolved configs (``Config.to_dict()``) differ, outside
+    the keys a resume may change; None when they agree."""
+    def flat(d: Any, prefix: str = "") -> dict[str, Any]:
+        if not isinstance(d, dict):
+            return {prefix: d}
+        out: dict[str, Any] = {}
+        for k, v in d.items():
+            out.update(flat(v, f"{prefix}.{k}" if prefix else str(k)))
+        return out
+
+    a, b = flat(trained), flat(now)
+    for key in sorted(set(a) | set(b)):
+        if key in ignore or any(key.startswith(i + ".") for i in ignore):
+            continue
+        if a.get(key, "(unset)") != b.get(key, "(unset)"):
+            return key, a.get(key, "(unset)"), b.get(key, "(unset)")
+    return None
+
+
 @dataclass
 class PhaseConfig:
     """One phase of ``train.phases`` (train/phases.py): a stretch of steps the algorithm reads from ``ctx.phase``."""

@@ -129,3 +129,15 @@ def test_importing_ganforge_does_not_load_torch():
     code = "import sys, ganforge; print('torch' in sys.modules, callable(ganforge.train))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", "True"]
+
+
+def test_a_hand_edited_config_is_refused_on_resume_and_cadence_changes_are_not(trained, capsys):
+    text = (trained / "config.yaml").read_text()
+    assert "lr: 0.001" in text
+    (trained / "config.yaml").write_text(text.replace("lr: 0.001", "lr: 0.01", 1))
+    code, out, err = run_cli(["train", "--resume", trained, "--steps", "6", "--no-progress"], capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "config.yaml sets optim.D.lr=0.01 but step-00000004 was trained with optim.D.lr=0.001" in err
+    (trained / "config.yaml").write_text(text.replace("log_every: 2", "log_every: 1"))   # cadence: allowed
+    code, out, err = run_cli(["train", "--resume", trained, "--steps", "6", "--no-progress"], capsys)
+    assert code == 0, err

@@ -74,7 +74,7 @@ from tqdm import tqdm
 from ..algorithms import Algorithm, Batch, algorithm_class, algorithm_names
 from ..algorithms.base import make_batch, tensor_mismatch
 from ..build import Built
-from ..config import HELD_OUT, Config, OptimConfig
+from ..config import HELD_OUT, Config, OptimConfig, config_difference
 from ..data import Dataset, to_uint8
 from ..data.sampler import BatchSampler
 from ..data.streaming import StreamingSource, StreamLoader, default_workers
@@ -671,6 +671,7 @@ class Trainer:
     def json_state(self) -> dict[str, Any]:
         return {"step": self.step, "updates": self.updates, "log_count": self.log_count,
                 "algorithm": self.algorithm.extra_state(), "config_name": self.cfg.name,
+                "config": self.cfg.to_dict(),    # what the run trained with: a hand-edited config.yaml is refused
                 "lr_schedule": {"horizon": self.lr_horizon,
                                 "anchors": {g: list(a) for g, a in self.lr_anchors.items()}},
                 "nonfinite_skipped": self.nonfinite_skipped}
@@ -710,6 +711,14 @@ class Trainer:
         if ckpt is None:
             raise CheckpointError(f"{self.run_dir} has no checkpoint to resume from; start it again with --force")
         weights, training, state = read_checkpoint(ckpt)
+        if isinstance(state.get("config"), dict):    # checkpoints before it was recorded: nothing to compare
+            diff = config_difference(state["config"], json.loads(json.dumps(self.cfg.to_dict())))   # as stored
+            if diff is not None:
+                key, was, now = diff
+                raise CheckpointError(f"{self.run_dir}/config.yaml sets {key}={now!r} but {ckpt.name} was trained with "
+                                      f"{key}={was!r}: config.yaml was edited after training. A resume may change only "
+                                      "the cadence keys (train.steps, log/sample/checkpoint cadence, device, threads); "
+                                      f"restore {key}, or start a new run from this one with --init-from {self.run_dir}")
         load_weights(self.algorithm, weights, self.ema)
         for g, o in self.optimizers.items():
             o.load_state_dict(training["optimizers"][g])
