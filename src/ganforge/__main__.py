@@ -3,9 +3,12 @@
 Under torchrun every process runs this; ``ganforge.train`` joins the process group (``train/distributed.py``) and
 rank 0 writes the run. Ranks > 0 keep quiet on stdout so the summary is printed once; errors still go to stderr.
 """
+import os
+
 from .cli import main
-from .train.distributed import silence_other_ranks
 
 if __name__ == "__main__":
-    silence_other_ranks()
+    if os.environ.get("RANK", "0") not in ("", "0"):   # only under torchrun: its import loads torch
+        from .train.distributed import silence_other_ranks
+        silence_other_ranks()
     raise SystemExit(main())

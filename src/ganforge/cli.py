@@ -739,6 +739,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     from .errors import GanforgeError
+    previous = _sigterm_interrupts()
     try:
         return COMMANDS[args.command](args)
     except GanforgeError as e:
@@ -752,6 +753,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     except Exception as e:     # a bug, not bad input: one line for the user, the whole trace in a file
         return report_internal_error(e)
+    finally:
+        if previous is not None:
+            import signal
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _sigterm_interrupts() -> Any:
+    """SIGTERM stops a command like Ctrl-C (one line, exit 130) from its first moment, torch's import included; the
+    trainer's own handlers take over while it trains (a checkpoint, then 130). Returns the handler it replaced."""
+    import signal
+    import threading
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    return signal.signal(signal.SIGTERM, interrupt)
 
 
 def report_internal_error(exc: BaseException) -> int:

@@ -104,11 +104,12 @@ def test_a_run_stopped_before_its_first_step_leaves_no_directory(tmp_path, monke
         raise AssertionError("SIGTERM did not interrupt the set-up")
 
     monkeypatch.setattr(api, "write_run_files", stop)
+    before = signal.getsignal(signal.SIGTERM)
     with pytest.raises(KeyboardInterrupt):
         ganforge.train("gan-toy", steps=2, out=tmp_path / "r", progress=False, overrides=TINY)
     assert not (tmp_path / "r").exists()
     monkeypatch.undo()
-    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL     # the set-up handler is gone again
+    assert signal.getsignal(signal.SIGTERM) is before      # the set-up handler is gone again
     ganforge.train("gan-toy", steps=2, out=tmp_path / "r", progress=False, overrides=TINY)   # same --out: fine
     assert (tmp_path / "r" / "checkpoints" / "latest").is_file()
 
@@ -141,3 +142,25 @@ def test_a_hand_edited_config_is_refused_on_resume_and_cadence_changes_are_not(t
     (trained / "config.yaml").write_text(text.replace("log_every: 2", "log_every: 1"))   # cadence: allowed
     code, out, err = run_cli(["train", "--resume", trained, "--steps", "6", "--no-progress"], capsys)
     assert code == 0, err
+
+
+def test_sigterm_while_the_command_starts_is_one_line_and_130(tmp_path):
+    """SIGTERM while torch still loads (the first shared object of torch mapped into the process): no traceback, no
+    directory, exit 130."""
+    proc = subprocess.Popen([sys.executable, "-m", "ganforge", "train", "gan-toy", "--steps", "5", "--out",
+                             str(tmp_path / "r")], stderr=subprocess.PIPE, text=True)
+    maps = f"/proc/{proc.pid}/maps"
+    deadline = time.time() + 60
+    while proc.poll() is None and time.time() < deadline:   # torch is being loaded: the command has begun
+        try:
+            if "torch" in open(maps).read():
+                break
+        except OSError:
+            pass
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    if proc.returncode == 0:
+        pytest.skip("the run finished before the signal arrived")
+    assert proc.returncode == 130 and err.strip() == "ganforge: interrupted", err
+    assert not (tmp_path / "r").exists()
