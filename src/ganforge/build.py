@@ -258,11 +258,13 @@ def check_data_fits(cfg: Config, algo: Algorithm, info: DataInfo, ds: Dataset | 
         first = str(e).splitlines()[0][:160] if str(e) else type(e).__name__
         raise DataError(f"{where}: the networks cannot run on {describe_shape(info)} ({first}); use data of the "
                         "kind the recipe was written for, or a recipe for this data (ganforge list)") from None
-    made = tuple(out.shape[1:])
-    if made != tuple(info.sample_shape):
+    made, expected = tuple(out.shape[1:]), tuple(algo.output_shape())
+    if made != expected:
         got = "x".join(str(d) for d in made)
+        holds = (describe_shape(info) if expected == tuple(info.sample_shape) else
+                 f"{'x'.join(map(str, expected))} targets")
         raise DataError(f"{where}: networks.{algo.sampling_network} makes samples of shape {got} but the data holds "
-                        f"{describe_shape(info)}; use data of that shape (data.image_size / data.channels resize "
+                        f"{holds}; use data of that shape (data.image_size / data.channels resize "
                         "images), or a recipe for this data (e.g. a *-toy recipe for toy:*)")
 
 

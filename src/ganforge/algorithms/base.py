@@ -292,6 +292,14 @@ class Algorithm(nn.Module):
         raise ConfigError(f"algorithm '{self.name}' generates from noise; it does not translate images "
                           "(ganforge sample makes its samples)")
 
+    def output_shape(self) -> tuple[int, ...]:
+        """The shape of one generated sample, checked at build time against a two-sample probe: the data's samples,
+        or for a family that samples from data the ``target`` field's when the data has one (pix2pix's outputs look
+        like its targets, which may have other channels than its inputs)."""
+        if self.samples_from_data and "target" in self.data.field_shapes:
+            return tuple(self.data.field_shapes["target"])
+        return tuple(self.data.sample_shape)
+
     def sample_labels(self, inputs: Mapping[str, torch.Tensor]) -> torch.Tensor | None:
         """Labels of generated samples (conditional families), for npz export and label accuracy."""
         return None
