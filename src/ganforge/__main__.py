@@ -5,10 +5,10 @@ rank 0 writes the run. Ranks > 0 keep quiet on stdout so the summary is printed 
 """
 import os
 
-from .cli import main
+from .cli import run
 
 if __name__ == "__main__":
     if os.environ.get("RANK", "0") not in ("", "0"):   # only under torchrun: its import loads torch
         from .train.distributed import silence_other_ranks
         silence_other_ranks()
-    raise SystemExit(main())
+    run()

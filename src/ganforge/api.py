@@ -146,10 +146,8 @@ def _signals_interrupt() -> Iterator[None]:
         yield
         return
 
-    def interrupt(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, interrupt)
+    from . import interrupts
+    previous = signal.signal(signal.SIGTERM, interrupts.interrupt)
     try:
         yield
     finally:

@@ -756,21 +756,33 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         if previous is not None:
             import signal
-            signal.signal(signal.SIGTERM, previous)
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
 
 
 def _sigterm_interrupts() -> Any:
-    """SIGTERM stops a command like Ctrl-C (one line, exit 130) from its first moment, torch's import included; the
-    trainer's own handlers take over while it trains (a checkpoint, then 130). Returns the handler it replaced."""
+    """SIGINT and SIGTERM stop a command (one line, exit 130) from its first moment, torch's import included, and are
+    remembered (``interrupts.py``) where Python drops the KeyboardInterrupt; the trainer's own handlers take over
+    while it trains (a checkpoint, then 130). Returns the handlers it replaced."""
     import signal
     import threading
+    from . import interrupts
     if threading.current_thread() is not threading.main_thread():
         return None
+    interrupts.clear()
+    return {sig: signal.signal(sig, interrupts.interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
 
-    def interrupt(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
 
-    return signal.signal(signal.SIGTERM, interrupt)
+def run() -> None:
+    """The console script: ``main`` and exit. After an interrupt the process ends without the interpreter's
+    finalisation, which a KeyboardInterrupt inside a half-done torch import can turn into a second interrupt (status
+    -2 instead of 130) or a wait at exit."""
+    code = main()
+    if code == 130:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(130)
+    raise SystemExit(code)
 
 
 def report_internal_error(exc: BaseException) -> int:

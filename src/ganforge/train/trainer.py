@@ -907,6 +907,9 @@ class Trainer:
         if threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGINT, signal.SIGTERM):
                 handlers[sig] = signal.signal(sig, self._on_signal)
+        from .. import interrupts
+        if interrupts.requested and self._stop is None:   # asked for during set-up, its KeyboardInterrupt lost
+            self._stop = interrupts.requested
         progress = Progress(self.progress, self.cfg.name, tc.steps, self.step, tc.time_limit_s)
         last: dict[str, Any] = {}
         t_start = t_last = progress.t_start
