@@ -19,6 +19,7 @@ from typing import Any, Iterator
 from .algorithms import DataInfo
 from .build import build
 from .config import RESUMABLE, Config, apply_overrides, build_config, load_config
+from . import interrupts
 from .errors import ConfigError, GanforgeError, note_run_dir
 from .inference import Model, load, parse_init_from, select_checkpoint
 from .train import distributed
@@ -72,6 +73,9 @@ def train(recipe: str | None = None, *, out: str | Path | None = None, resume: s
     ) + ")"
     if resume is not None and init_from is not None:
         raise ConfigError(f"--init-from starts a new run and --resume continues {resume}; give one of them")
+    if threading.current_thread() is threading.main_thread() and \
+            signal.getsignal(signal.SIGINT) is not interrupts.interrupt:
+        interrupts.clear()     # a stop remembered from an earlier call in this process (the CLI clears its own)
     with contextlib.ExitStack() as held:     # the run directory's lock, released when training ends in any way
         if resume is not None:
             trainer, run_dir, cfg = _resume(Path(resume), recipe, changes, progress, command, held)
@@ -146,7 +150,6 @@ def _signals_interrupt() -> Iterator[None]:
         yield
         return
 
-    from . import interrupts
     previous = signal.signal(signal.SIGTERM, interrupts.interrupt)
     try:
         yield

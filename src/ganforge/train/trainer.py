@@ -910,6 +910,7 @@ class Trainer:
         from .. import interrupts
         if interrupts.requested and self._stop is None:   # asked for during set-up, its KeyboardInterrupt lost
             self._stop = interrupts.requested
+        interrupts.clear()
         progress = Progress(self.progress, self.cfg.name, tc.steps, self.step, tc.time_limit_s)
         last: dict[str, Any] = {}
         t_start = t_last = progress.t_start
