@@ -1,9 +1,11 @@
 """Recipes, overrides and validation: every recipe builds, and every bad key/value is one readable line."""
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
-from ganforge.algorithms import DataInfo
+from ganforge.algorithms import DataInfo, algorithm_class
 from ganforge.build import build_algorithm
 from ganforge.config import (apply_overrides, build_config, coerce, load_config, parse_set, read_recipe,
                              recipe_names)
@@ -13,13 +15,31 @@ MNIST = DataInfo(kind="image", sample_shape=(1, 28, 28), num_classes=10, class_n
 TOY = DataInfo(kind="vector", sample_shape=(2,), num_classes=8)
 
 
+def recipe_data(cfg) -> DataInfo:
+    """A description of the data a recipe names, without loading it (the paper recipes name folders a user brings):
+    MNIST's, at the recipe's image size and channels, with the fields its algorithm needs (``lowres`` a quarter of
+    the size) and each of its data streams described alike."""
+    cls = algorithm_class(cfg.algorithm.name)
+    size = cfg.data.image_size or (32 if cls.samples_from_data else 28)   # translators: powers of two
+    shape = (cfg.data.channels or 1, size, size)
+
+    def described(keys) -> DataInfo:
+        fields = {k: (shape[0], size // 4, size // 4) if k == "lowres" else shape for k in keys}
+        return DataInfo(kind="image", sample_shape=shape, num_classes=10, class_names=tuple("0123456789"),
+                        keys=("image", "label", *fields), field_shapes=fields)
+
+    main = described(cls.needs_keys)
+    streams = {n: described(cls.stream_needs_keys.get(n, ())) for n in cfg.data.stream_configs()}
+    return dataclasses.replace(main, streams=streams)
+
+
 def test_every_recipe_has_source_and_builds():
     names = recipe_names()
     assert {"dcgan-mnist", "dcgan-fashion", "gan-mlp-mnist", "gan-toy"} <= set(names)
     for name in names:
         cfg = load_config(name)
         assert cfg.description and cfg.source, name
-        info = TOY if cfg.data.source.startswith("toy:") else MNIST
+        info = TOY if cfg.data.source.startswith("toy:") else recipe_data(cfg)
         algo = build_algorithm(cfg, info)
         assert set(algo.roles) <= set(algo.nets)   # an algorithm may keep extra state modules (TripleGAN's labelled subset)
 

@@ -7,6 +7,7 @@ from . import stackedgan  # noqa: F401  (registration)
 from . import autoencoder  # noqa: F401  (registration)
 from . import conditional  # noqa: F401  (registration)
 from . import patchgan  # noqa: F401  (registration)
+from . import resnet_translator  # noqa: F401  (registration)
 from . import unet  # noqa: F401  (registration)
 
 __all__ = ["CONTEXT_KEYS", "NETWORKS", "architectures", "network_class", "register_network"]

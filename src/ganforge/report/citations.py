@@ -53,7 +53,10 @@ FAMILIES = [
     ("toy", "2-D toy mixtures (mode coverage; toy:ring8, toy:grid25)"),
     ("conditional", "Conditional on class labels (and semi-supervised)"),
     ("disentangled", "Disentangled and stacked representations"),
+    ("translation", "Image-to-image translation and super-resolution (paired, unpaired, multi-domain)"),
 ]
+# Families that translate images (samples_from_data): their recipes are listed together whatever their objective.
+TRANSLATION_ALGORITHMS = ("pix2pix", "cyclegan", "srgan", "stargan", "cogan", "unit", "combogan", "xgan")
 
 
 def _name(section: Any, key: str = "name") -> str:
@@ -68,6 +71,8 @@ def recipe_family(raw: dict[str, Any]) -> str:
         return "disentangled"
     if algorithm in ("conditional", "acgan", "triplegan"):
         return "conditional"
+    if algorithm in TRANSLATION_ALGORITHMS:
+        return "translation"
     if _name(raw.get("data") or {}, "source").startswith("toy:"):
         return "toy"
     objective = _name(raw.get("objective", "nonsaturating"))
