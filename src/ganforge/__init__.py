@@ -8,6 +8,7 @@
 from typing import Any
 
 from ._version import __version__
+from ._lazy import lazy_names
 from .errors import GanforgeError
 from . import train as _training    # the subpackage (light); bound before the function below takes the name
 
@@ -22,13 +23,7 @@ def train(recipe: str | None = None, **kwargs: Any) -> Any:
     return api_train(recipe, **kwargs)
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib
-        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'ganforge' has no attribute {name!r}")
+__getattr__ = lazy_names(__name__, _LAZY, globals())
 
 
 __all__ = ["train", "load", "Model", "RunResult", "GanforgeError", "TrainingDiverged", "__version__"]

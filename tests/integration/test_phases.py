@@ -12,16 +12,14 @@ import torch
 import torch.nn.functional as F
 
 import ganforge
-from ganforge.algorithms.base import ALGORITHMS, Algorithm
+from ganforge.algorithms.base import Algorithm
 from ganforge.config import load_config
-from ganforge.data import base as data_base
 from ganforge.errors import ConfigError
-from ganforge.models.registry import role_registry
 from ganforge.train.checkpoint import latest_checkpoint, read_checkpoint
 from ganforge.train.phases import phase_at
 
 from conftest import assert_same_checkpoint
-from test_streams import Translator, _pairs
+from test_streams import register_toy
 
 SEEN: list[tuple[int, int, float, int, int]] = []      # (step, phase index, alpha, batch rows, resolution)
 ENTERED: list[tuple[int, float]] = []                  # (phase index, alpha) each time enter_phase is called
@@ -62,11 +60,7 @@ PHASES = [{"name": "4px", "steps": 3, "image_size": 4, "batch_size": 2},
 
 @pytest.fixture
 def probe(monkeypatch, tmp_path):
-    monkeypatch.setitem(data_base.SOURCES._entries, "test-pairs", (_pairs, "test pairs"))
-    monkeypatch.setitem(data_base.SOURCE_KEYS, "test-pairs", ("image", "target"))
-    monkeypatch.setitem(data_base.SOURCE_ARGUMENT, "test-pairs", True)
-    monkeypatch.setitem(role_registry("test-translator")._entries, "conv1", (Translator, "test"))
-    monkeypatch.setitem(ALGORITHMS._entries, "test-phase-probe", (PhaseProbe, "test"))
+    register_toy(monkeypatch, PhaseProbe)
     SEEN.clear()
     ENTERED.clear()
     recipe = tmp_path / "probe.yaml"

@@ -76,14 +76,20 @@ class ToyTranslation(Algorithm):
         return {"input": inputs["image"], "output": self.generate(inputs, nets), "target": inputs["target"]}
 
 
+def register_toy(mp: pytest.MonkeyPatch, algorithm: type[Algorithm] = ToyTranslation) -> None:
+    """Register the test source ``test-pairs:K``, the ``conv1`` translator and ``algorithm`` under its name, until
+    ``mp`` is undone (other test files register their own toy families with it)."""
+    mp.setitem(data_base.SOURCES._entries, "test-pairs", (_pairs, "test pairs"))
+    mp.setitem(data_base.SOURCE_KEYS, "test-pairs", ("image", "target"))
+    mp.setitem(data_base.SOURCE_ARGUMENT, "test-pairs", True)
+    mp.setitem(role_registry("test-translator")._entries, "conv1", (Translator, "test"))
+    mp.setitem(ALGORITHMS._entries, algorithm.name, (algorithm, "test"))
+
+
 @pytest.fixture
 def toy(monkeypatch):
     """The test source, network and algorithm, registered for one test only."""
-    monkeypatch.setitem(data_base.SOURCES._entries, "test-pairs", (_pairs, "test pairs"))
-    monkeypatch.setitem(data_base.SOURCE_KEYS, "test-pairs", ("image", "target"))
-    monkeypatch.setitem(data_base.SOURCE_ARGUMENT, "test-pairs", True)
-    monkeypatch.setitem(role_registry("test-translator")._entries, "conv1", (Translator, "test"))
-    monkeypatch.setitem(ALGORITHMS._entries, "test-translate", (ToyTranslation, "test"))
+    register_toy(monkeypatch)
 
 
 RECIPE = {"name": "toy-translate", "algorithm": {"name": "test-translate"},

@@ -14,13 +14,10 @@ import torch
 from PIL import Image
 
 import ganforge
-from ganforge.algorithms.base import ALGORITHMS
 from ganforge.algorithms.controls import unknown_controls
-from ganforge.data import base as data_base
-from ganforge.models.registry import role_registry
 
 from conftest import run_cli
-from test_streams import RECIPE, ToyTranslation, Translator, _pairs
+from test_streams import RECIPE, ToyTranslation, register_toy
 
 
 class TwoWayToy(ToyTranslation):
@@ -36,7 +33,7 @@ class TwoWayToy(ToyTranslation):
 def run_dir(tmp_path_factory):
     """A toy translation run trained to near-negation (registered only while it trains and in each test)."""
     mp = pytest.MonkeyPatch()
-    _register(mp)
+    register_toy(mp, TwoWayToy)
     tmp = tmp_path_factory.mktemp("translate")
     recipe = tmp / "toy.yaml"
     recipe.write_text(json.dumps({**RECIPE, "algorithm": {"name": "test-translate-two-way"}}))
@@ -48,17 +45,9 @@ def run_dir(tmp_path_factory):
     return run.run_dir
 
 
-def _register(mp):
-    mp.setitem(data_base.SOURCES._entries, "test-pairs", (_pairs, "test pairs"))
-    mp.setitem(data_base.SOURCE_KEYS, "test-pairs", ("image", "target"))
-    mp.setitem(data_base.SOURCE_ARGUMENT, "test-pairs", True)
-    mp.setitem(role_registry("test-translator")._entries, "conv1", (Translator, "test"))
-    mp.setitem(ALGORITHMS._entries, "test-translate-two-way", (TwoWayToy, "test"))
-
-
 @pytest.fixture
 def registered(monkeypatch, run_dir):
-    _register(monkeypatch)
+    register_toy(monkeypatch, TwoWayToy)
     return run_dir
 
 
