@@ -112,10 +112,19 @@ def main() -> int:
             proc.send_signal(signal.SIGINT)
         elif proc.poll() is None:
             proc.send_signal({"kill": signal.SIGKILL, "sigint": signal.SIGINT, "sigterm": signal.SIGTERM}[action])
-        _, err = proc.communicate(timeout=120)
-        key = f"{action}: rc {proc.returncode}"
+        try:
+            _, err = proc.communicate(timeout=120)
+        except subprocess.TimeoutExpired:     # a process that does not stop is a finding, not the end of the soak
+            stack = Path(f"/proc/{proc.pid}/wchan")
+            where = stack.read_text() if stack.exists() else "?"
+            proc.kill()
+            _, err = proc.communicate()
+            problems.append(f"trial {trial} ({action}): still running 120 s after the signal (wchan {where}); "
+                            f"killed. stderr: {err.strip()[-300:]}")
+        early = proc.returncode == -15 and not err.strip()    # before Python reached ganforge's handlers
+        key = f"{action}: rc {proc.returncode}" + (" (at start-up, nothing written)" if early else "")
         outcomes[key] = outcomes.get(key, 0) + 1
-        if proc.returncode not in (0, 130, -9, 2):
+        if proc.returncode not in (0, 130, -9, 2) and not early:
             problems.append(f"trial {trial} ({action}): rc {proc.returncode}: {err.strip()[-300:]}")
         problems += [f"trial {trial} ({action}): {p}" for p in check_run(run)]
         if "Traceback" in err:
