@@ -6,6 +6,7 @@ from . import infogan  # noqa: F401  (registration)
 from . import stackedgan  # noqa: F401  (registration)
 from . import conditional, acgan  # noqa: F401  (registration)
 from . import cyclegan  # noqa: F401  (registration)
+from . import stargan  # noqa: F401  (registration)
 from . import pix2pix  # noqa: F401  (registration)
 
 __all__ = ["Algorithm", "Batch", "DataInfo", "StepContext", "algorithm_class", "algorithm_names", "register_algorithm"]

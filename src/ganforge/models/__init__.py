@@ -8,6 +8,7 @@ from . import autoencoder  # noqa: F401  (registration)
 from . import conditional  # noqa: F401  (registration)
 from . import patchgan  # noqa: F401  (registration)
 from . import resnet_translator  # noqa: F401  (registration)
+from . import stargan  # noqa: F401  (registration)
 from . import unet  # noqa: F401  (registration)
 
 __all__ = ["CONTEXT_KEYS", "NETWORKS", "architectures", "network_class", "register_network"]
