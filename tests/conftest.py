@@ -108,3 +108,22 @@ def assert_same_checkpoint(a: tuple, b: tuple, rng_key: str = "torch") -> None:
             for name, v in st.items():
                 assert torch.equal(v, tb["optimizers"][g]["state"][i][name]), (g, i, name)
     assert torch.equal(ta["rng"][rng_key], tb["rng"][rng_key])
+
+
+class RecordingContext:
+    """A StepContext that hands out one fixed real batch (whatever stream is asked for) and records each update's
+    loss (detached, float64) instead of stepping: the weights stay as they were, so unit tests can recompute the
+    losses directly and compare."""
+
+    def __init__(self, batch):
+        self.batch, self.step, self.accumulate, self.phase, self.updates = batch, 0, 1, None, []
+
+    def real_batch(self, stream: str = "main"):
+        return self.batch
+
+    def autocast(self):
+        import contextlib
+        return contextlib.nullcontext()
+
+    def update(self, group: str, loss: torch.Tensor) -> None:
+        self.updates.append((group, loss.detach().double()))

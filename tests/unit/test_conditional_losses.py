@@ -3,15 +3,13 @@ direct computation from what G and D were given and returned), the book's networ
 counts, and the sampling controls (--label, --labels rows, --share-noise, npz labels) do what they say."""
 from __future__ import annotations
 
-import contextlib
-
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
 import ganforge
-from conftest import run_cli
+from conftest import RecordingContext, run_cli
 from ganforge.algorithms import Batch, DataInfo
 from ganforge.build import build_algorithm
 from ganforge.config import load_config
@@ -26,22 +24,6 @@ B = 16
 def tiny(recipe: str, **changes) -> torch.nn.Module:
     torch.manual_seed(0)
     return build_algorithm(load_config(recipe, {**TINY, **changes}), INFO)
-
-
-class RecordingContext:
-    """A StepContext that hands out one fixed real batch and records each update's loss instead of stepping."""
-
-    def __init__(self, batch: Batch):
-        self.batch, self.step, self.updates = batch, 0, []
-
-    def real_batch(self) -> Batch:
-        return self.batch
-
-    def autocast(self):
-        return contextlib.nullcontext()
-
-    def update(self, group: str, loss: torch.Tensor) -> None:
-        self.updates.append((group, loss.detach().double()))
 
 
 def record_calls(module: torch.nn.Module) -> list:

@@ -3,12 +3,10 @@ computation (D's objective halved, lambda-weighted L1); the PatchGAN sees (sourc
 translate; the glyphs source's held-out characters."""
 from __future__ import annotations
 
-import contextlib
-
 import pytest
 import torch
 
-from conftest import expect_data_error
+from conftest import RecordingContext, expect_data_error
 from ganforge.algorithms import Batch, DataInfo
 from ganforge.algorithms.base import eval_mode
 from ganforge.build import build_algorithm
@@ -27,22 +25,6 @@ TINY = {"networks.G.filters": 8, "networks.G.max_filters": 32, "networks.D.filte
 def tiny(info: DataInfo = INFO, **changes) -> torch.nn.Module:
     torch.manual_seed(0)
     return build_algorithm(load_config("pix2pix-glyphs", {**TINY, **changes}), info)
-
-
-class RecordingContext:
-    """A StepContext that hands out one fixed batch and records each update's loss instead of stepping."""
-
-    def __init__(self, batch: Batch):
-        self.batch, self.step, self.updates = batch, 0, []
-
-    def real_batch(self, stream: str = "main") -> Batch:
-        return self.batch
-
-    def autocast(self):
-        return contextlib.nullcontext()
-
-    def update(self, group: str, loss: torch.Tensor) -> None:
-        self.updates.append((group, loss.detach().double()))
 
 
 def record_calls(module: torch.nn.Module) -> list:
