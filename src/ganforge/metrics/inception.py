@@ -36,10 +36,6 @@ environment variable ``GANFORGE_INCEPTION_WEIGHTS``.
 from __future__ import annotations
 
 import os
-import pickle
-import warnings
-import zipfile
-from collections.abc import Mapping
 from pathlib import Path
 
 import torch
@@ -295,29 +291,8 @@ def _where_to_get_it() -> str:
 
 
 def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
-    try:
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
-
-            loaded = load_file(str(path))
-        else:
-            # weights_only: never unpickle arbitrary objects from a downloaded file. torch warns about a plain
-            # (non-zip) pickle before failing on it; the warnings are held back so that a refused file gives
-            # only the one-line error below, and shown when the file loads.
-            with warnings.catch_warnings(record=True) as caught:
-                loaded = torch.load(path, map_location="cpu", weights_only=True)
-            for w in caught:
-                warnings.showwarning(w.message, w.category, w.filename, w.lineno, w.file, w.line)
-    except (OSError, RuntimeError, ValueError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile) as exc:
-        first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise CheckpointError(
-            f"cannot read Inception weights {path} ({first_line}); it should be {WEIGHTS_FILENAME} or a"
-            " .safetensors copy of it, re-download it"
-        ) from None
-    if not isinstance(loaded, Mapping) or not all(isinstance(value, torch.Tensor) for value in loaded.values()):
-        raise CheckpointError(
-            f"Inception weights {path} is not a plain state dict of tensors; expected {WEIGHTS_FILENAME}"
-        )
+    from .weights_file import read_weights_file
+    loaded = read_weights_file(path, "Inception weights", WEIGHTS_FILENAME, ", re-download it")
     return dict(loaded)
 
 
