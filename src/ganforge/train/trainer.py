@@ -893,7 +893,9 @@ class Trainer:
         """Tell the algorithm the phase of ``step`` (default: the step about to be computed) when it differs from the
         last one it was told. Grids pass the last computed step's, so a grid shows the phase that trained it."""
         phase = self.phase if step is None else phase_at(self.cfg.train.phases, step)
-        key = None if phase is None else (phase.index, phase.alpha)
+        if phase is None:      # no train.phases: nothing to tell (Algorithm.phase stays None)
+            return
+        key = (phase.index, phase.alpha)
         if getattr(self, "_entered_phase", -1) != key:
             self.algorithm.enter_phase(phase)
             self._entered_phase = key
