@@ -114,3 +114,14 @@ def test_latest_eval_is_the_highest_step_then_the_newest(run_dir, tmp_path):
     assert latest_eval(run_dir)["fid"] == 40.0
     assert json.loads((run_dir / "eval.json").read_text())["fid"] == 99.0          # eval.json: the last written
     assert sorted(p.name for p in (run_dir / "evals").iterdir()) == ["step-00001000.json", "step-00003000.json"]
+
+
+def test_curves_of_huge_finite_values_are_drawn(run_dir):
+    """A diverging run logs finite but enormous losses (1e28 and beyond): the charts still draw (no division by a
+    zero range, no overflow) and every curve is in the page."""
+    rows = [{"kind": "train", "step": s, "time": 1000.0 + s, "d_loss": v, "g_loss": -v, "lr_G": 2e-4}
+            for s, v in ((10, 0.5), (20, 1e28), (30, 1e308), (40, -1e300), (50, 1e308), (60, 1e308))]
+    with open(run_dir / "metrics.jsonl", "w") as fh:
+        fh.writelines(json.dumps(r) + "\n" for r in rows)
+    page = write_report(run_dir).read_text()
+    assert page.count("<svg") >= 2 and "d_loss" in page and "g_loss" in page
