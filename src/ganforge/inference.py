@@ -165,6 +165,10 @@ def load(run_dir: str | Path, device: str = "cpu", use_ema: bool = True, step: C
     cfg, info, _ = read_run(run_dir)
     ckpt = select_checkpoint(run_dir, step)
     weights, _, state = read_checkpoint(ckpt, with_training=False)
+    bad = next((k for k, v in weights.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())), None)
+    if bad is not None:   # ganforge never writes one; a checkpoint from elsewhere (or before the NaN guard) might
+        raise CheckpointError(f"{ckpt} holds non-finite (NaN / Inf) weights ({bad}), which cannot make images; use "
+                              "an earlier checkpoint with --checkpoint STEP (ganforge info lists them)")
     algo = build_algorithm(cfg, info)
     ema = None
     has_ema = any(k.startswith("ema.") for k in weights)

@@ -164,3 +164,17 @@ def test_sigterm_while_the_command_starts_is_one_line_and_130(tmp_path):
         pytest.skip("the run finished before the signal arrived")
     assert proc.returncode == 130 and err.strip() == "ganforge: interrupted", err
     assert not (tmp_path / "r").exists()
+
+
+def test_a_checkpoint_with_non_finite_weights_does_not_sample(trained, tmp_path, capsys):
+    """ganforge never writes one (the NaN guard); one from elsewhere is refused in one line, naming the tensor."""
+    from ganforge.train.checkpoint import latest_checkpoint, read_checkpoint, save_checkpoint
+    weights, training, state = read_checkpoint(latest_checkpoint(trained))
+    name = next(k for k in weights if k.startswith("nets.G.") and weights[k].is_floating_point())
+    weights[name] = torch.full_like(weights[name], float("nan"))
+    save_checkpoint(trained, 9, weights, training, {**state, "step": 9})
+    code, out, err = run_cli(["sample", trained, "--out", tmp_path / "g.png"], capsys)
+    assert code == 2 and f"holds non-finite (NaN / Inf) weights ({name})" in err
+    assert not (tmp_path / "g.png").exists()
+    code, out, err = run_cli(["sample", trained, "--checkpoint", "4", "--out", tmp_path / "g.png"], capsys)
+    assert code == 0, err
