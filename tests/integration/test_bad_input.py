@@ -143,6 +143,14 @@ DATA_CASES = [
     (["--data", "glyphs:NoSuchFont"], "NoSuchFont"),
     (["--data", "mnist5k?domain=purple"], "purple"),
     (["--data", "photos?split=bogus"], "bogus"),
+    # session 5's inputs: held-out characters, multi-domain and super-resolution digits, phase schedules  (args are str.format-ed: braces doubled)
+    (["--data", "glyphs:DejaVuSans,DejaVuSerif?split=bogus"], "unknown split 'bogus'"),
+    (["--data", "mnist5k?domains=plain,bogus"], "name two or more different domains"),
+    (["--data", "mnist5k?domains=plain,edges&domain=negative"], "does not combine with ?domain="),
+    (["--data", "mnist5k?sr=5"], "K must divide 28"),
+    (["--set", "train.phases=[{{steps: 0}}]"], "train.phases[0].steps must be >= 1"),
+    (["--set", "train.phases=[{{image_size: 4}}, {{image_size: 8}}]"], "train.phases[0].steps is missing"),
+    (["--set", "train.phases=[{{steps: 2, fade_steps: 3}}, {{}}]"], "fade_steps must be between 0"),
 ]
 
 
