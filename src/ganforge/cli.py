@@ -142,6 +142,17 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     ev.add_argument("--checkpoint", metavar="STEP|PATH", help="a run directory: draw the samples from this "
                     "checkpoint (a step the run kept, or a checkpoint directory) instead of the newest")
+    tr = ev.add_argument_group("translation runs (pix2pix, CycleGAN, StarGAN, SRGAN ...)",
+                               "A translation run is evaluated on held-out images it never trained on: paired l1, "
+                               "psnr, ssim against their true counterparts (beside the 'copy the input' or bicubic "
+                               "baseline), content (a classifier of the target domain reads the outputs against the "
+                               "inputs' labels), and fid/kid/pr/dc against the target domain's real images (--ref; "
+                               "derived from the run where it can be). --n limits the inputs (default all).")
+    tr.add_argument("--input", metavar="SRC", help="held-out inputs (default: the run's data.held_out), e.g. "
+                    "'aligned:DIR?split=val' or 'mnist5k?split=test&domain=edges&paired=1'")
+    tr.add_argument("--direction", choices=["AtoB", "BtoA"], help="two-domain translators: which way (default AtoB)")
+    tr.add_argument("--to", metavar="DOMAIN", help="multi-domain translators: the target domain (name or index)")
+    tr.add_argument("--attrs", metavar="A,B", help="attribute translators: the target attributes")
 
     tl = sub.add_parser("translate", help="translate your images with a trained image-to-image run",
                         description="Map images through a translation model (pix2pix, CycleGAN, StarGAN, SRGAN ...): "
@@ -501,13 +512,34 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.n is not None and args.n < 2:
         raise ConfigError(f"--n must be at least 2, got {args.n}")
     target = Path(args.target).expanduser()
-    samples = load_target(args.target, args.n, seed=args.seed, device=args.device, use_ema=not args.no_ema,
-                          checkpoint=args.checkpoint)
-    metrics = parse_metrics(args.metrics, samples.kind)
-    result = evaluate(samples, metrics, ref=args.ref, features=args.features,
-                      inception_weights=args.inception_weights, device=args.device, seed=args.seed)
-    result["metrics"] = metrics
-    print(format_table(result))
+    controls = {"direction": args.direction, "to": args.to,
+                "attrs": [a.strip() for a in args.attrs.split(",") if a.strip()] if args.attrs else None}
+    given = [f"--{k}" for k, v in controls.items() if v is not None] + (["--input"] if args.input else [])
+    model = None
+    if is_run_dir(target):
+        from .api import load
+        from .metrics.translation import is_translator
+        model = load(target, device=args.device, use_ema=not args.no_ema, step=args.checkpoint)
+        if not is_translator(model.algorithm):
+            model = None
+    if model is not None:
+        from .metrics.translation import evaluate_translation, format_translation_table
+        result = evaluate_translation(model, args.metrics, input_spec=args.input, n=args.n, seed=args.seed,
+                                      ref=args.ref, features=args.features,
+                                      inception_weights=args.inception_weights, device=args.device, **controls)
+        result["metrics"] = [k for k in ("l1", "psnr", "ssim", "content", "fid", "kid", "precision", "density")
+                             if k in result]
+        print(format_translation_table(result))
+    else:
+        if given:
+            raise ConfigError(f"{given[0]} is for translation runs; {args.target} is not one")
+        samples = load_target(args.target, args.n, seed=args.seed, device=args.device, use_ema=not args.no_ema,
+                              checkpoint=args.checkpoint)
+        metrics = parse_metrics(args.metrics, samples.kind)
+        result = evaluate(samples, metrics, ref=args.ref, features=args.features,
+                          inception_weights=args.inception_weights, device=args.device, seed=args.seed)
+        result["metrics"] = metrics
+        print(format_table(result))
     # Where the numbers go: a run directory keeps them in its history (and its report shows them); a samples file
     # gets FILE.eval.json beside it; anything else (a data source, a folder) only prints, unless --json-out says
     # where, so that evaluating real data never drops an eval.json into the working directory.

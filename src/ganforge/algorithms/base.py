@@ -292,6 +292,21 @@ class Algorithm(nn.Module):
         raise ConfigError(f"algorithm '{self.name}' generates from noise; it does not translate images "
                           "(ganforge sample makes its samples)")
 
+    def evaluation_pairs(self, images: torch.Tensor, fields: Mapping[str, torch.Tensor],
+                         **controls: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """What ``ganforge eval`` translates and what it compares the translations with, from a held-out set's
+        images and fields: by default its images and, where the set has one, its ``target`` field (pix2pix's aligned
+        pairs, a digit set's true counterparts); ``direction=BtoA`` of a two-domain translator swaps the two (the
+        targets are translated back into the images). Super-resolution overrides this (``lowres`` -> images)."""
+        target = fields.get("target")
+        if controls.get("direction") == "BtoA":
+            if target is None:
+                from ..errors import DataError
+                raise DataError("evaluating direction BtoA needs held-out images with their domain-B counterparts as "
+                                "a `target` field (e.g. mnist5k?split=test&domain=edges&paired=1)")
+            return target, images
+        return images, target
+
     def output_shape(self) -> tuple[int, ...]:
         """The shape of one generated sample, checked at build time against a two-sample probe: the data's samples,
         or for a family that samples from data the ``target`` field's when the data has one (pix2pix's outputs look

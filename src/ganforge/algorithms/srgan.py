@@ -254,6 +254,15 @@ class SRGAN(Algorithm):
             return (c, h // self.scale, w // self.scale)
         return tuple(lowres)
 
+    def evaluation_pairs(self, images: torch.Tensor, fields: Mapping[str, torch.Tensor],
+                         **controls: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The held-out set's ``lowres`` field is translated and compared with its HR images."""
+        unknown_controls(controls, (), f"'{self.name}' (super-resolution)")
+        if "lowres" not in fields:
+            raise DataError("evaluating super-resolution needs held-out images with a `lowres` field (a source with "
+                            "?sr=K, e.g. photos?split=test&sr=4, or sr:DIR)")
+        return fields["lowres"], images
+
     def translate(self, inputs: torch.Tensor, nets: Mapping[str, nn.Module] | None = None,
                   **controls: Any) -> torch.Tensor:
         unknown_controls(controls, (), f"'{self.name}' (super-resolution)")

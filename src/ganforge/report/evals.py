@@ -30,7 +30,10 @@ METRIC_COLUMNS: list[tuple[str, str, float]] = [
     ("modes", "modes", 1.0), ("kl_uniform", "KL(classes||U)", 1.0), ("confident_share", "confident", 1.0),
     ("label_accuracy", "label acc.", 1.0), ("modes_covered", "modes covered", 1.0),
     ("high_quality", "high quality", 1.0), ("reverse_kl", "reverse KL", 1.0),
-    ("psnr", "PSNR (dB)", 1.0), ("ssim", "SSIM", 1.0), ("l1", "L1", 1.0)]
+    ("psnr", "PSNR (dB)", 1.0), ("ssim", "SSIM", 1.0), ("l1", "L1", 1.0),
+    # translation runs (metrics/translation.py): the do-nothing baseline beside each paired figure, content
+    ("baseline_psnr", "PSNR baseline", 1.0), ("baseline_ssim", "SSIM baseline", 1.0),
+    ("baseline_l1", "L1 baseline", 1.0), ("content", "content", 1.0), ("baseline_content", "content baseline", 1.0)]
 
 
 def sig3(value: Any) -> str:
