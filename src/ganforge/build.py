@@ -211,6 +211,8 @@ def _build_algorithm(cfg: Config, info: DataInfo) -> Algorithm:
         if spectral is not None:
             nets[key] = apply_spectral_norm(nets[key], n_power_iterations=spectral)
     algo = _construct(cls, {"nets": nets, "objective": objective, "data": info, **params}, "algorithm")
+    from .algorithms.regularization import parse_regularize
+    algo.attach_regularization(parse_regularize(cfg.regularize, cls.roles, cls.name))
     if info.kind == "image" and algo.value_range is None:
         raise ConfigError(f"networks.{cls.sampling_network} has no output activation, so its images have no fixed "
                           "range; set its out_activation to tanh or sigmoid")

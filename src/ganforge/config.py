@@ -285,6 +285,9 @@ class Config:
     objective: Component = field(default_factory=lambda: Component("nonsaturating"))
     optim: dict[str, OptimConfig] = field(default_factory=dict)
     train: TrainConfig = field(default_factory=TrainConfig)
+    # Regularizers for any family (algorithms/regularization.py: r1, r2, dragan with a lazy `every`, orthogonal per
+    # network); checked against the algorithm by ganforge.build.
+    regularize: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """The resolved config as plain YAML-able data (what ``config.yaml`` in a run directory holds)."""
@@ -302,6 +305,8 @@ class Config:
             "objective": comp(self.objective, "name"),
             "optim": {k: _plain(dataclasses.asdict(v)) for k, v in self.optim.items()},
             "train": _plain(dataclasses.asdict(self.train)),
+            # only when set: the configs recorded by runs from before the section existed stay the same
+            **({"regularize": _plain(self.regularize)} if self.regularize else {}),
         }
 
 
@@ -697,7 +702,11 @@ def build_config(raw: dict[str, Any]) -> Config:
     networks_raw = raw.get("networks") or {}
     if not isinstance(networks_raw, dict):
         raise ConfigError("networks must be a mapping, e.g. networks: {G: {arch: dcgan-book}, D: {arch: dcgan-book}}")
+    regularize = raw.get("regularize") or {}
+    if not isinstance(regularize, dict):
+        raise ConfigError("regularize must be a mapping, e.g. regularize: {r1: {gamma: 10, every: 16}}")
     return Config(
+        regularize=regularize,
         name=name,
         description=str(raw.get("description", "")),
         citation=str(raw.get("citation", "")),

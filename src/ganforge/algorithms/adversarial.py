@@ -173,6 +173,17 @@ class Adversarial(Algorithm):
         self.d_regularized = bool(self.objective_gp or gp_weight > 0 or r1_gamma > 0 or "D" in self.orthogonal_reg
                                   or "D" in self.historical_averaging)
 
+    def attach_regularization(self, regularization: Any) -> None:
+        """The recipe's ``regularize:`` section, refused where this family's own key already gives the same term."""
+        if self.r1_gamma > 0 and any(p.name == "r1" for p in regularization.penalties):
+            raise ConfigError("R1 is given twice: algorithm.r1_gamma and regularize.r1; keep one (regularize.r1: "
+                              "{gamma: G, every: K} works for every family)")
+        both = sorted(set(self.orthogonal_reg) & set(regularization.orthogonal))
+        if both:
+            raise ConfigError(f"the orthogonal regularisation of {both[0]} is given twice: algorithm.orthogonal_reg and "
+                              "regularize.orthogonal; keep one (regularize.orthogonal works for every family)")
+        super().attach_regularization(regularization)
+
     def history(self, key: str) -> HistoricalAverageBuffers:
         """The historical average of network ``key`` (``historical_averaging`` lists it)."""
         return self.state_modules["historical_average"][key]
@@ -233,19 +244,18 @@ class Adversarial(Algorithm):
         """``loss`` plus the discriminator's penalties that belong to this update (see the module docstring): R1
         unless it is lazy (``r1_every`` > 1: the caller adds it), the parameter penalties unless ``parameters`` is
         False (a micro-batch: they go once into the update)."""
-        if not self.d_regularized:
+        if not (self.d_regularized or self.regularization.has_d_terms):
             return loss
         D, total = self.nets["D"], loss
         if on_real and self.r1_gamma > 0 and self.r1_every == 1:
             r1 = r1_penalty(D, real, self.r1_gamma)
             total, logs["r1"] = total + r1, r1.detach()
         if fake is not None:
-            gp = None
-            if self.objective_gp:
-                total = self.needs.penalty(total, D, real, fake, logs)
-            elif self.gp_weight > 0:
+            if self.gp_weight > 0 and not self.objective_gp:
                 gp = self.gp_weight * gradient_penalty(D, real, fake, center=self.gp_center)
                 total, logs["gp"] = total + gp, gp.detach()
+            # the objective's penalty (wgan-gp) and the recipe's regularize: terms (R1, R2, DRAGAN), where due
+            total = self.needs.penalty(total, D, real, fake, logs)
             if parameters:
                 total = self._parameter_penalties("D", total, logs)
         return total

@@ -204,6 +204,9 @@ class Algorithm(nn.Module):
     # Whether train_step splits its updates into ctx.accumulate micro-batches (train.accumulate > 1 is refused at
     # build time for a family that does not: the trainer cannot split an update the algorithm computes).
     supports_accumulation: ClassVar[bool] = False
+    # Whether the step passes each D loss through ``needs.penalty`` (``algorithms/needs.py``), where the recipe's
+    # ``regularize:`` sample penalties (R1, R2, DRAGAN) are added; a family that does not refuses them at build time.
+    applies_sample_penalties: ClassVar[bool] = True
 
     def __init__(self, nets: Mapping[str, nn.Module], objective: Objective, data: DataInfo):
         super().__init__()
@@ -214,6 +217,22 @@ class Algorithm(nn.Module):
         # they move with it to the device, but not networks: no optimizer, EMA copy or weights file sees them.
         self.state_modules = nn.ModuleDict()
         self.phase: Any = None     # the train.phases phase last entered (enter_phase)
+        from .regularization import Regularization
+        self.regularization = Regularization()     # the recipe's regularize: section (attach_regularization)
+
+    def attach_regularization(self, regularization: Any) -> None:
+        """Take the recipe's ``regularize:`` terms (``algorithms/regularization.py``): the sample penalties go where
+        this family's step already adds the objective's penalty (``self.needs``), the parameter penalties into each
+        optimizer update of the networks' group (the trainer). Refused in one line where the family cannot apply them."""
+        from ..errors import ConfigError
+        if regularization.penalties and not self.applies_sample_penalties:
+            raise ConfigError(f"regularize.{regularization.penalties[0].name}: algorithm '{self.name}' has no "
+                              "discriminator loss to add a penalty on its inputs to; remove it (regularize.orthogonal "
+                              "works for any network)")
+        self.regularization = regularization
+        needs = getattr(self, "needs", None)
+        if needs is not None:
+            needs.regularization = regularization
 
     # -- what the builder asks before networks exist ------------------------------------------------
     @classmethod

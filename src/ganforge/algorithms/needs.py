@@ -89,7 +89,11 @@ class ObjectiveNeeds:
     that need."""
 
     def __init__(self, objective: Objective, needs: frozenset[Need]):
+        from .regularization import Regularization
         self.objective, self.needs = objective, needs
+        # The recipe's `regularize:` sample penalties (R1, R2, DRAGAN), attached by the build
+        # (Algorithm.attach_regularization): added to each D loss where the objective's penalty goes.
+        self.regularization = Regularization()
         self.clip_value: float | None = getattr(objective, "clip_value", None) if Need.WEIGHT_CLIP in needs else None
 
     def __contains__(self, need: object) -> bool:
@@ -103,12 +107,15 @@ class ObjectiveNeeds:
                 fake: torch.Tensor, logs: MutableMapping[str, Any], key: str = "gp",
                 cond: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
         """``loss`` plus the objective's penalty on ``critic`` (inputs -> raw scores; with ``cond``, a conditional
-        critic ``critic(x, condition)`` and the (real, fake) conditions), logged under ``key``."""
-        if Need.GRADIENT_PENALTY not in self.needs:
-            return loss
-        value = self.objective.d_penalty(critic, real, fake, cond=cond)
-        logs[key] = value.detach()
-        return loss + value
+        critic ``critic(x, condition)`` and the (real, fake) conditions), logged under ``key``, and the recipe's
+        ``regularize:`` sample penalties due at this step (``algorithms/regularization.py``)."""
+        if Need.GRADIENT_PENALTY in self.needs:
+            value = self.objective.d_penalty(critic, real, fake, cond=cond)
+            logs[key] = value.detach()
+            loss = loss + value
+        if self.regularization.has_d_terms:
+            loss = self.regularization.d_terms(loss, critic, real, fake, logs, key=key, cond=cond)
+        return loss
 
     def after_d_step(self, real_out: torch.Tensor, fake_out: torch.Tensor, logs: MutableMapping[str, Any]) -> None:
         """After a D step: the objective's state update from the step's raw scores; what it reports goes to logs."""

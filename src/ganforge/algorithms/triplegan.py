@@ -146,6 +146,7 @@ class TripleGAN(Algorithm):
     needs_labels = True
     # Its D, C and G losses are its own per-pair BCE terms (weighted by p_c for C), so no objective need fits them.
     supported_needs = frozenset[Need]()
+    applies_sample_penalties = False    # its D losses are its own log-likelihood terms, no needs.penalty
     refused_because = {need: "its losses are its own per-pair log-likelihood terms" for need in Need}
 
     def __init__(self, nets: Mapping[str, nn.Module], objective: Objective, data: DataInfo, latent_dim: int = 100,

@@ -551,6 +551,14 @@ class Trainer:
         """``ctx.optimizer_step``: NaN guard, DDP gradient average, lr schedule, optimizer step, zero-grad."""
         if group not in self.optimizers:
             raise KeyError(f"algorithm stepped unknown optimizer group {group!r}")
+        regularization = getattr(self.algorithm, "regularization", None)
+        if group in self._pending and regularization is not None and regularization.orthogonal:
+            # The recipe's parameter penalties (regularize.orthogonal) of the group's networks: once per update,
+            # whatever the family's step and micro-batching (algorithms/regularization.py).
+            nets = {k: self.algorithm.nets[k] for k in self.algorithm.optimizer_groups.get(group, ())}
+            extra = regularization.parameter_terms(nets)
+            if extra is not None:
+                self.backward(group, extra)
         losses = self._pending.pop(group, None)
         if losses is None:
             raise RuntimeError(f"ctx.optimizer_step({group!r}) without a ctx.backward({group!r}, ...) since that "
@@ -869,7 +877,12 @@ class Trainer:
         """One training step and its per-step bookkeeping: exactly what ``fit`` runs each iteration before its
         cadence work (logs, grids, evaluation, checkpoints). ``bench/speed.py`` times this."""
         self.enter_phase()
+        regularization = getattr(self.algorithm, "regularization", None)   # duck-typed algorithms in tests have none
+        if regularization is not None:
+            regularization.step, regularization.logs = self.step, {}
         logs = self.algorithm.train_step(_Context(self))
+        if regularization is not None and regularization.logs:   # this step's parameter penalties (ortho_G ...)
+            logs = {**logs, **regularization.logs}
         if self._pending:   # its gradients would leak into the next step's update of that group
             group = next(iter(self._pending))
             self._pending.clear()
