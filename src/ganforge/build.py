@@ -77,12 +77,22 @@ def load_dataset(cfg: Config) -> "Dataset | StreamingSource":
             ds = stream
             say_summary(stream.plan, streamed=True)
         else:   # small: decoded once into memory from the scan already made, exactly as load_folder does
-            loaded = stream.load_folder()
+            loaded = stream.load_all()
             say_summary(stream.plan)   # after decoding, as load_folder: a folder with a bad file stops before it
             ds = prepare(loaded, cfg.data.image_size, cfg.data.channels)
+    elif cfg.data.path != "memory" and prefix == "celeba":
+        from .data.celeba import load_plan, open_celeba
+        from .data.folder import _say_once
+        plan = open_celeba(arg)
+        stream = StreamingSource(plan, cfg.data.image_size, cfg.data.channels)
+        if cfg.data.path == "stream" or stream.nbytes > stream_threshold_bytes(cfg):
+            ds = stream
+            _say_once(plan.summary + " (streamed: decoded per batch)")
+        else:   # small: decoded into memory from the listing already made, exactly as load_celeba does
+            ds = prepare(load_plan(plan), cfg.data.image_size, cfg.data.channels)
     elif cfg.data.path == "stream":
-        raise ConfigError(f"data.path=stream: data source {cfg.data.source} cannot be streamed (folder: sources "
-                          "can); use data.path=auto or memory")
+        raise ConfigError(f"data.path=stream: data source {cfg.data.source} cannot be streamed (folder: and celeba: "
+                          "sources can); use data.path=auto or memory")
     else:
         ds = prepare(load_source(cfg.data.source, seed=cfg.train.seed), cfg.data.image_size, cfg.data.channels)
     if len(ds) < 2:

@@ -159,3 +159,46 @@ def test_a_file_that_fails_to_decode_mid_stream_is_one_line(pngs: Path, tmp_path
     assert "3.png" in str(info.value) and "\n" not in str(info.value), str(info.value)
     assert st.stream_loader is not None
     st.stream_loader.close()
+
+
+# ---------------------------------------------------------------------------------------------- celeba: streamed
+def write_celeba(root: Path, n: int = 12) -> np.ndarray:
+    """``n`` aligned 178 x 218 JPEGs (random flat colours in the centre crop) with CelebA's attribute and partition
+    files (every image in the train partition); returns the -1/1 attribute table."""
+    rng = np.random.default_rng(5)
+    names = [f"A{i}" for i in range(40)]
+    names[:5] = ["Black_Hair", "Blond_Hair", "Brown_Hair", "Male", "Young"]
+    values = np.where(rng.random((n, 40)) < 0.5, -1, 1)
+    (root / "img_align_celeba").mkdir(parents=True)
+    for i in range(n):
+        pixels = np.zeros((218, 178, 3), np.uint8)
+        pixels[20:198] = rng.integers(0, 256, 3, dtype=np.uint8)
+        pixels[60:100, 40:90] = rng.integers(0, 256, 3, dtype=np.uint8)
+        Image.fromarray(pixels).save(root / "img_align_celeba" / f"{i + 1:06d}.jpg", quality=95)
+    rows = [f"{i + 1:06d}.jpg " + " ".join(f"{v:2d}" for v in values[i]) for i in range(n)]
+    (root / "list_attr_celeba.txt").write_text(f"{n}\n" + " ".join(names) + "\n" + "\n".join(rows) + "\n")
+    (root / "list_eval_partition.txt").write_text("".join(f"{i + 1:06d}.jpg 0\n" for i in range(n)))
+    return values
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_celeba_streams_images_with_their_attributes_as_in_memory(tmp_path: Path, workers: int) -> None:
+    """A CelebA folder too big for memory streams (images decoded per batch, attributes kept in memory): the same
+    batches, attributes included, as the memory path."""
+    values = write_celeba(tmp_path / "celeba")
+    over = {"data.source": f"celeba:{tmp_path / 'celeba'}?size=32", "data.image_size": 28, "data.channels": 1,
+            "data.workers": workers, "train.batch_size": 5, "train.sample_every": 1000, "train.log_every": 1000}
+    auto = build(load_config(RECIPE, {**over, "data.path": "auto", "data.stream_threshold_mb": 0.001})).dataset
+    assert isinstance(auto, StreamingSource) and auto.keys() == ("image", "attributes") and len(auto) == 12
+    mem = Trainer(build(load_config(RECIPE, {**over, "data.path": "memory"})), tmp_path / "m", progress=False)
+    st = Trainer(build(load_config(RECIPE, {**over, "data.path": "stream"})), tmp_path / "s", progress=False)
+    assert st.stream_loader is not None and isinstance(mem.built.dataset, Dataset)
+    assert torch.equal(st.built.dataset.sample_rows(torch.arange(12)).x, mem.built.dataset.x)
+    seen = []
+    for _ in range(5):          # past an epoch of 12
+        a, b = mem.next_batch(), st.next_batch()
+        assert torch.equal(a.x, b.x) and torch.equal(a["attributes"], b["attributes"])
+        seen.append(b["attributes"])
+    # the attributes are the file's, 1 where it says 1 (the first five columns, StarGAN's default attributes)
+    assert set(map(tuple, torch.cat(seen).tolist())) <= set(map(tuple, (values[:, :5] == 1).astype(float).tolist()))
+    st.stream_loader.close()

@@ -19,7 +19,9 @@ the sizes that would fit, rather than ending in the OOM killer.
 from __future__ import annotations
 
 import difflib
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -111,9 +113,57 @@ def _crop_box(width: int, height: int) -> tuple[int, int, int, int]:
     return left, top, left + CROP, top + CROP
 
 
-def load_celeba(root: Path, split: str = "train", attrs: tuple[str, ...] | list[str] = STARGAN_ATTRS,
-                size: int = DEFAULT_SIZE, limit: int | None = None, name: str | None = None) -> Dataset:
-    """CelebA images of one partition with the chosen attributes as multi-hot vectors (module docstring)."""
+@dataclass
+class CelebaPlan:
+    """A CelebA partition checked and listed, nothing decoded: the files, their attributes and the side each image is
+    decoded to. ``load_celeba`` decodes all of it into memory; the streamed data path (``data/streaming.py``,
+    ``data.path: auto | stream``) decodes one image per sample, to the same row."""
+
+    root: Path
+    name: str
+    paths: list[Path]
+    attributes: torch.Tensor        # float32 N x K multi-hot
+    chosen: list[str]
+    split: str
+    side: int
+    files: list[str]
+    channels: int = 3
+    class_names: None = None
+
+    @property
+    def items(self) -> list[Path]:
+        return self.paths
+
+    @property
+    def summary(self) -> str:
+        return (f"{self.name}: {len(self.paths)} CelebA images ({self.split}), centre {CROP}x{CROP} crop resized to "
+                f"{self.side}x{self.side}; attributes {', '.join(self.chosen)} (share 1: "
+                + ", ".join(f"{v:.2f}" for v in self.attributes.mean(0).tolist()) + ")")
+
+    def labels_tensor(self) -> None:
+        return None
+
+    def fields(self) -> dict[str, torch.Tensor]:
+        return {"attributes": self.attributes}
+
+    def decode(self, i: int) -> np.ndarray:
+        """Image ``i`` as uint8 3 x side x side: StarGAN's centre crop, then the bilinear resize."""
+        p = self.paths[i]
+        width, height = image_size(p)
+        if width < CROP or height < CROP:
+            raise DataError(f"image {p} is {width}x{height}, smaller than the {CROP}x{CROP} centre crop of CelebA's "
+                            f"aligned images (178x218); use the img_align_celeba files as downloaded")
+        img = read_rgb(p).crop(_crop_box(width, height))
+        return to_chw(resized(img, (self.side, self.side), BILINEAR))
+
+    def meta(self) -> dict[str, Any]:
+        return {"source": "celeba", "root": str(self.root), "split": self.split, "attributes": list(self.chosen),
+                "image_size": self.side, "files": list(self.files), "summary": self.summary}
+
+
+def plan_celeba(root: Path, split: str = "train", attrs: tuple[str, ...] | list[str] = STARGAN_ATTRS,
+                size: int = DEFAULT_SIZE, limit: int | None = None, name: str | None = None) -> CelebaPlan:
+    """The files and attributes of one partition, every listed file checked to exist (module docstring)."""
     name = name or f"celeba:{root}"
     existing_folder(root, name, f"the CelebA folder holding {IMAGES_DIR}/ and {ATTR_FILE}")
     needed = [IMAGES_DIR, ATTR_FILE] + ([PARTITION_FILE] if split != "all" else [])
@@ -140,33 +190,43 @@ def load_celeba(root: Path, split: str = "train", attrs: tuple[str, ...] | list[
     if absent is not None:
         raise DataError(f"{absent} is listed in {ATTR_FILE} but missing (from '{name}'); unpack all of "
                         f"img_align_celeba.zip, or use ?limit=N for the first N images")
-    n = len(paths)
-    check_fits_in_memory(n, 3 * size * size, name, f"{n} images at {size}x{size}",
-                         f"use a smaller ?size= (e.g. ?size={max(1, size // 2)}) or fewer images with ?limit=N "
-                         f"(the first N of the split)")
-    images = np.empty((n, 3, size, size), dtype=np.uint8)
-    for i, p in enumerate(paths):
-        width, height = image_size(p)
-        if width < CROP or height < CROP:
-            raise DataError(f"image {p} is {width}x{height}, smaller than the {CROP}x{CROP} centre crop of CelebA's "
-                            f"aligned images (178x218); use the img_align_celeba files as downloaded")
-        img = read_rgb(p).crop(_crop_box(width, height))
-        images[i] = to_chw(resized(img, (size, size), BILINEAR))
     attributes = torch.from_numpy((values[rows][:, columns] == 1).astype(np.float32))
-    chosen = [names[c] for c in columns]
-    summary = (f"{name}: {n} CelebA images ({split}), centre {CROP}x{CROP} crop resized to {size}x{size}; "
-               f"attributes {', '.join(chosen)} (share 1: "
-               + ", ".join(f"{v:.2f}" for v in attributes.mean(0).tolist()) + ")")
-    _say_once(summary)
-    return Dataset(x=torch.from_numpy(images), y=None, name=name, fields={"attributes": attributes},
-                   meta={"source": "celeba", "root": str(root), "split": split, "attributes": chosen,
-                         "image_size": size, "files": [files[i] for i in rows], "summary": summary})
+    return CelebaPlan(root, name, paths, attributes, [names[c] for c in columns], split, size,
+                      [files[i] for i in rows])
+
+
+def load_celeba(root: Path, split: str = "train", attrs: tuple[str, ...] | list[str] = STARGAN_ATTRS,
+                size: int = DEFAULT_SIZE, limit: int | None = None, name: str | None = None) -> Dataset:
+    """CelebA images of one partition with the chosen attributes as multi-hot vectors (module docstring)."""
+    return load_plan(plan_celeba(root, split, attrs, size, limit, name))
+
+
+def load_plan(plan: CelebaPlan) -> Dataset:
+    """Every image of ``plan`` decoded into memory (refused up front, with sizes that fit, when it would not)."""
+    n, size = len(plan.paths), plan.side
+    check_fits_in_memory(n, 3 * size * size, plan.name, f"{n} images at {size}x{size}",
+                         f"use a smaller ?size= (e.g. ?size={max(1, size // 2)}) or fewer images with ?limit=N "
+                         f"(the first N of the split), or stream it (data.path: stream)")
+    images = np.empty((n, 3, size, size), dtype=np.uint8)
+    for i in range(n):
+        images[i] = plan.decode(i)
+    _say_once(plan.summary)
+    return Dataset(x=torch.from_numpy(images), y=None, name=plan.name, fields=plan.fields(), meta=plan.meta())
+
+
+def open_celeba(arg: str) -> CelebaPlan:
+    """``celeba:ARG`` (path and options) as a plan, for the streamed data path."""
+    return plan_celeba(*_celeba_args(arg))
 
 
 @register_source("celeba", "CelebA aligned faces with attributes: celeba:DIR (img_align_celeba/, list_attr_celeba.txt, "
                            "list_eval_partition.txt) [?split=train|val|test|all&attrs=Black_Hair,Male,...&size=128"
                            "&limit=N]; yields image, attributes", keys=("image", "attributes"))
 def _celeba(arg: str, seed: int) -> Dataset:
+    return load_plan(open_celeba(arg))
+
+
+def _celeba_args(arg: str) -> tuple[Path, str, tuple[str, ...], int, int | None, str]:
     spec = f"celeba:{arg}"
     path, options = split_path_and_options(arg, "celeba", {
         "split": "train, val, test or all", "attrs": "comma-separated attribute names",
@@ -174,6 +234,5 @@ def _celeba(arg: str, seed: int) -> Dataset:
     attrs = tuple(a.strip() for a in options["attrs"].split(",")) if "attrs" in options else STARGAN_ATTRS
     if not all(attrs):
         raise DataError(f"empty attribute name in '{spec}'; write ?attrs=Black_Hair,Male (comma-separated)")
-    return load_celeba(path, choice(options, "split", SPLITS, "train", spec), attrs,
-                       _positive_int(options, "size", spec) or DEFAULT_SIZE, _positive_int(options, "limit", spec),
-                       name=spec)
+    return (path, choice(options, "split", SPLITS, "train", spec), attrs,
+            _positive_int(options, "size", spec) or DEFAULT_SIZE, _positive_int(options, "limit", spec), spec)

@@ -3,7 +3,7 @@
 ``data.path: auto | memory | stream``. ``memory`` is the fast path every source has: the prepared data is one uint8
 tensor on the device and a batch is one index operation. ``stream`` keeps only the file list and labels in memory
 (a ``StreamingSource``) and decodes each sample, to exactly the row the memory path would hold, in DataLoader
-workers. ``auto`` streams a streamable source (``folder:``) when its prepared uint8 data would exceed
+workers. ``auto`` streams a streamable source (``folder:``, ``celeba:``) when its prepared uint8 data would exceed
 ``data.stream_threshold_mb`` (default a quarter of ``memory_limit_bytes()``).
 
 Data order is the sampler's either way: the trainer's ``BatchSampler`` draws each batch's indices as on the memory
@@ -32,8 +32,10 @@ def default_workers() -> int:
 
 
 class StreamingSource:
-    """A folder of images read on demand: ``source[i]`` is sample ``i`` as uint8 C x H x W (and its label), the row
-    ``prepare(load_folder(...), image_size, channels)`` would hold. Only paths and labels are in memory.
+    """Images read on demand: ``source[i]`` is sample ``i`` as uint8 C x H x W (and its label), the row
+    ``prepare(load_source(...), image_size, channels)`` would hold. Only paths, labels and small per-sample fields
+    (CelebA's attributes) are in memory. ``plan``: a folder's ``FolderPlan`` or CelebA's ``CelebaPlan`` (its items,
+    labels, fields, channels, side and ``decode(i)``).
 
     Offers the parts of ``Dataset`` that describe the data (``name``, ``kind``, ``y``, ``class_names``, ``meta``,
     ``fields``, ``shape``, ``num_classes``, ``keys()``) and ``x`` as lazy rows: ``source.x[index]`` decodes just those
@@ -42,7 +44,7 @@ class StreamingSource:
 
     kind = "image"
 
-    def __init__(self, plan: FolderPlan, image_size: int | None, channels: int | None):
+    def __init__(self, plan: Any, image_size: int | None, channels: int | None):
         self.plan = plan
         self.name = plan.name
         self.image_size = image_size
@@ -50,7 +52,8 @@ class StreamingSource:
         self.y = plan.labels_tensor()
         self.class_names = plan.class_names
         self.meta: dict[str, Any] = {**plan.meta(), "data_path": "stream"}
-        self.fields: dict[str, torch.Tensor] = {}
+        # small per-sample fields (CelebA's attributes) stay in memory; a batch takes its rows of them
+        self.fields: dict[str, torch.Tensor] = plan.fields() if hasattr(plan, "fields") else {}
         c = channels if channels is not None else plan.channels
         s = image_size if image_size is not None else plan.side
         self._shape = (c, s, s)
@@ -74,7 +77,7 @@ class StreamingSource:
         return len(self.class_names) if self.class_names is not None else 0
 
     def keys(self) -> tuple[str, ...]:
-        return ("image",) + (("label",) if self.y is not None else ())
+        return ("image",) + (("label",) if self.y is not None else ()) + tuple(self.fields)
 
     def image(self, i: int) -> torch.Tensor:
         """Sample ``i`` decoded and brought to the model's geometry, by the same steps as ``prepare`` in the same
@@ -96,21 +99,23 @@ class StreamingSource:
             return torch.zeros((0, *self._shape), dtype=torch.uint8)
         return torch.stack([self.image(int(i)) for i in index])
 
-    def load_folder(self) -> Dataset:
-        """Every image decoded into memory, before ``prepare``: exactly ``folder.load_folder``'s dataset, from the scan
-        already made (``data.path=auto`` on a folder small enough for the memory path)."""
+    def load_all(self) -> Dataset:
+        """Every image decoded into memory, before ``prepare``: exactly the loader's dataset (``folder.load_folder``,
+        ``celeba.load_celeba``), from the scan already made (``data.path=auto`` on data small enough for the memory
+        path)."""
         plan = self.plan
         images = np.empty((len(plan.items), plan.channels, plan.side, plan.side), dtype=np.uint8)
         for i in range(len(plan.items)):
             images[i] = plan.decode(i)
         return Dataset(x=torch.from_numpy(images), y=plan.labels_tensor(), name=plan.name,
-                       class_names=plan.class_names, meta=plan.meta())
+                       class_names=plan.class_names, meta=plan.meta(), fields=dict(self.fields))
 
     def sample_rows(self, index: torch.Tensor | list[int]) -> Dataset:
         """Rows ``index`` decoded into an in-memory ``Dataset`` (a reference sample for FID, a labelled subset)."""
         index = torch.as_tensor(index, dtype=torch.int64).reshape(-1)
         return Dataset(x=self.rows(index), y=None if self.y is None else self.y[index], name=self.name,
-                       class_names=self.class_names, meta=dict(self.meta))
+                       class_names=self.class_names, meta=dict(self.meta),
+                       fields={k: v[index] for k, v in self.fields.items()})
 
 
     def subset(self, index: torch.Tensor, name: str | None = None) -> Dataset:
@@ -196,7 +201,7 @@ class StreamLoader:
                             generator=torch.Generator().manual_seed(0))
         self._it = iter(loader)
 
-    def next(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def next(self) -> tuple[torch.Tensor, torch.Tensor | None, dict[str, torch.Tensor]]:
         if self._it is None:
             self._start()
         assert self._it is not None
@@ -211,7 +216,8 @@ class StreamLoader:
             raise DataError(last.split("DataError: ", 1)[-1]) from None
         if not torch.equal(got, want):   # the two samplers are one state advanced in lockstep: drift is a bug here
             raise RuntimeError("the streamed batch is not the one the sampler drew (look-ahead out of step)")
-        return x, (y if self.source.y is not None else None)
+        fields = {k: v[got] for k, v in self.source.fields.items()}     # the batch's rows of the in-memory fields
+        return x, (y if self.source.y is not None else None), fields
 
     def reset(self) -> None:
         """Forget prefetched batches (after the sampler's state was restored): the next batch restarts the loader."""

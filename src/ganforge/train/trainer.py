@@ -513,12 +513,13 @@ class Trainer:
         """The main stream's next batch from the DataLoader: the same rows, and through ``make_batch`` the same
         floats, as the memory path draws for this sampler state."""
         assert self.stream_loader is not None
-        x, y = self.stream_loader.next()
+        x, y, fields = self.stream_loader.next()
         cuda = self.device.type == "cuda"   # pinned on CUDA: the copy overlaps the step
         x = x.to(self.device, non_blocking=cuda)
         y = None if y is None else y.to(self.device, non_blocking=cuda)
+        fields = {k: v.to(self.device) for k, v in fields.items()}
         rows = torch.arange(len(x), device=self.device)
-        return make_batch(x, y, {}, rows, self.value_range, self.cfg.train.channels_last)
+        return make_batch(x, y, fields, rows, self.value_range, self.cfg.train.channels_last)
 
     def autocast(self) -> contextlib.AbstractContextManager:
         if self.amp_dtype is None:
