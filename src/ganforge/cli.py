@@ -152,6 +152,8 @@ def _parser() -> argparse.ArgumentParser:
                     "'aligned:DIR?split=val' or 'mnist5k?split=test&domain=edges&paired=1'")
     tr.add_argument("--direction", choices=["AtoB", "BtoA"], help="two-domain translators: which way (default AtoB)")
     tr.add_argument("--to", metavar="DOMAIN", help="multi-domain translators: the target domain (name or index)")
+    tr.add_argument("--from", dest="from_domain", metavar="DOMAIN", help="ComboGAN-style translators: the inputs' "
+                    "domain (default the first)")
     tr.add_argument("--attrs", metavar="A,B", help="attribute translators: the target attributes")
 
     tl = sub.add_parser("translate", help="translate your images with a trained image-to-image run",
@@ -167,6 +169,8 @@ def _parser() -> argparse.ArgumentParser:
     tl.add_argument("--direction", choices=["AtoB", "BtoA"], help="two-way models (CycleGAN, UNIT ...): which way "
                     "(default AtoB)")
     tl.add_argument("--to", metavar="DOMAIN", help="multi-domain models (StarGAN, ComboGAN): the target domain")
+    tl.add_argument("--from", dest="from_domain", metavar="DOMAIN", help="models with an encoder per domain "
+                    "(ComboGAN, UNIT, XGAN): the inputs' domain (default the first)")
     tl.add_argument("--attrs", metavar="A,B,...", help="attribute models (StarGAN on CelebA): the attributes the "
                     "output should have, e.g. Black_Hair,Young")
     tl.add_argument("--seed", type=int, default=0, help="seed of the randomness a model keeps at test time, e.g. "
@@ -481,7 +485,7 @@ def cmd_translate(args: argparse.Namespace) -> int:
     from .translate_io import check_output, fit_channels, read_inputs, resize, write_outputs
     if args.batch_size < 1:
         raise ConfigError(f"--batch-size must be >= 1, got {args.batch_size}")
-    controls = {"direction": args.direction, "to": args.to,
+    controls = {"direction": args.direction, "to": args.to, "from_domain": args.from_domain,
                 "attrs": [a.strip() for a in args.attrs.split(",") if a.strip()] if args.attrs else None}
     inputs = read_inputs(args.input)
     out = check_output(args.out, inputs)                  # before loading the model
@@ -512,7 +516,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.n is not None and args.n < 2:
         raise ConfigError(f"--n must be at least 2, got {args.n}")
     target = Path(args.target).expanduser()
-    controls = {"direction": args.direction, "to": args.to,
+    controls = {"direction": args.direction, "to": args.to, "from_domain": args.from_domain,
                 "attrs": [a.strip() for a in args.attrs.split(",") if a.strip()] if args.attrs else None}
     given = [f"--{k}" for k, v in controls.items() if v is not None] + (["--input"] if args.input else [])
     model = None

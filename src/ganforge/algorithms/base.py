@@ -316,8 +316,11 @@ class Algorithm(nn.Module):
         """What ``ganforge eval`` translates and what it compares the translations with, from a held-out set's
         images and fields: by default its images and, where the set has one, its ``target`` field (pix2pix's aligned
         pairs, a digit set's true counterparts); ``direction=BtoA`` of a two-domain translator swaps the two (the
-        targets are translated back into the images). Super-resolution overrides this (``lowres`` -> images)."""
+        targets are translated back into the images). With a target domain (``to``) the set's ``target`` is not known
+        to be in that domain: nothing to compare with. Super-resolution overrides this (``lowres`` -> images)."""
         target = fields.get("target")
+        if controls.get("to") is not None:
+            return images, None
         if controls.get("direction") == "BtoA":
             if target is None:
                 from ..errors import DataError

@@ -63,24 +63,29 @@ def held_out_split(spec: str) -> str:
     return _query_replace(spec, "split", "test") if _query_get(spec, "split") == "train" else spec
 
 
-def target_domain_source(config: Any, controls: Mapping[str, Any]) -> str | None:
+def target_domain_source(config: Any, controls: Mapping[str, Any], algorithm: Any = None) -> str | None:
     """The data source of the domain the translations land in, where the run's config says it (module docstring),
-    at its held-out split; None where it does not."""
+    at its held-out split; None where it does not. A translator whose domains are data streams (ComboGAN, UNIT,
+    XGAN: ``names`` and ``domain_streams``) names the stream of its ``to`` domain."""
     data = config.data
     direction = controls.get("direction")
     streams = data.stream_configs()
     if direction is not None and "b" in streams:
         return held_out_split(streams["b"].source if direction == "AtoB" else data.source)
     to = controls.get("to")
+    if to is not None and hasattr(algorithm, "domain_streams") and hasattr(algorithm, "domain_index"):
+        stream = algorithm.domain_streams[algorithm.domain_index(to, "to")]
+        return held_out_split(data.source if stream == "main" else streams[stream].source)
     if to is not None and _query_get(data.source, "domains") is not None:
         return held_out_split(_query_replace(_query_replace(data.source, "domains", None), "domain", str(to)))
     return None
 
 
 def default_controls(algorithm: Any, controls: Mapping[str, Any]) -> dict[str, Any]:
-    """The controls given, with ``direction`` AtoB filled in for two-domain translators (their default)."""
+    """The controls given, with ``direction`` AtoB filled in for two-domain translators (their default) unless a
+    target domain (``to``) is given instead."""
     out = {k: v for k, v in controls.items() if v is not None}
-    if "direction" in algorithm.translate_controls and "direction" not in out:
+    if "direction" in algorithm.translate_controls and "direction" not in out and "to" not in out:
         out["direction"] = "AtoB"
     return out
 
@@ -160,7 +165,7 @@ def evaluate_translation(model: Any, metrics: str | Sequence[str] | None = None,
     if len(inputs) < 2:
         raise DataError(f"--input {spec} holds {len(inputs)} image(s); evaluation needs at least 2")
     outputs = model.translate(inputs, seed=seed, **controls)
-    target_ref = ref or target_domain_source(model.config, controls)
+    target_ref = ref or target_domain_source(model.config, controls, algo)
     result: dict[str, Any] = {"target": str(model.run_dir), "step": model.step, "n": len(outputs), "input": spec,
                               "evaluation": "translation", **{k: v for k, v in controls.items()
                                                                if isinstance(v, (str, int, float))}}
@@ -176,9 +181,11 @@ def evaluate_translation(model: Any, metrics: str | Sequence[str] | None = None,
     paired = [m for m in PAIRED if m in asked] if asked is not None else (list(PAIRED) if has_truth else [])
     if paired:
         if not has_truth:
+            why = ("with --to the held-out set's target is not known to be in that domain" if "to" in controls
+                   else "give held-out images with a `target` field (e.g. aligned:DIR?split=val, "
+                        "mnist5k?split=test&domain=edges&paired=1)")
             raise DataError(f"paired metrics ({', '.join(paired)}) compare each output with its true counterpart, but "
-                            f"--input {spec} has none of the outputs' shape; give held-out images with a `target` "
-                            "field (e.g. aligned:DIR?split=val, mnist5k?split=test&domain=edges&paired=1)")
+                            f"--input {spec} has none for these outputs; {why}")
         from .paired import paired_metrics
         got = paired_metrics(outputs, truth)
         result.update({k: got[k] for k in ("l1", "psnr", "ssim", "channels")})
