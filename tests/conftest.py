@@ -127,3 +127,36 @@ class RecordingContext:
 
     def update(self, group: str, loss: torch.Tensor) -> None:
         self.updates.append((group, loss.detach().double()))
+
+
+class RecordingContext:
+    """A StepContext over fixed batches of streams main (A) and b (B) that applies plain SGD updates and records
+    each loss and a copy of the networks as they were when it was computed (two-domain families: CycleGAN, CoGAN).
+    ``d_grads_in_g_step``: the gradients the G step left on the networks of optimizer group D (None when frozen)."""
+
+    def __init__(self, algo, a: torch.Tensor, b: torch.Tensor, lr: float = 0.05):
+        from ganforge.algorithms.base import Batch
+        self.algo, self.batches, self.step, self.lr = algo, {"main": Batch(a, None), "b": Batch(b, None)}, 0, lr
+        self.losses, self.nets, self.d_grads_in_g_step = {}, {}, None
+
+    def real_batch(self, stream: str = "main"):
+        return self.batches[stream]
+
+    def autocast(self):
+        import contextlib
+        return contextlib.nullcontext()
+
+    def update(self, group: str, loss: torch.Tensor) -> None:
+        import copy
+        self.nets[group] = copy.deepcopy(dict(self.algo.nets))
+        params = [p for k in self.algo.optimizer_groups[group] for p in self.algo.nets[k].parameters()]
+        for p in self.algo.parameters():
+            p.grad = None
+        loss.backward()
+        if group == "G":   # D's weights are frozen during the G step: no gradient reaches them
+            self.d_grads_in_g_step = [p.grad for k in self.algo.optimizer_groups["D"]
+                                      for p in self.algo.nets[k].parameters()]
+        self.losses[group] = loss.detach().clone()
+        with torch.no_grad():
+            for p in params:
+                p -= self.lr * p.grad

@@ -3,8 +3,6 @@ shared layer is one tensor that both domains' losses train; 0 shared layers shar
 direct computation, sampling either domain, and one-line refusals of bad settings."""
 from __future__ import annotations
 
-import contextlib
-import copy
 
 import pytest
 import torch
@@ -16,6 +14,8 @@ from ganforge.config import Component, load_config
 from ganforge.errors import ConfigError, DataError
 from ganforge.models.cogan import CoupledDiscriminator, CoupledGenerator, conv_dropouts
 from ganforge.objectives import objective_class
+
+from conftest import RecordingContext
 
 pytestmark = pytest.mark.usefixtures("one_thread")   # tiny networks: one torch thread (conftest)
 
@@ -187,33 +187,6 @@ def _algorithm(objective: str = "nonsaturating", **params) -> CoGAN:
             "D": CoupledDiscriminator(filters=[4, 6, 8], dropout=False)}
     kwargs = {"scaling": "sum"} if objective == "lsgan" else {}
     return CoGAN(nets, objective_class(objective)(**kwargs), _info(), latent_dim=6, **params)
-
-
-class RecordingContext:
-    """A StepContext over fixed batches of streams main (A) and b (B) that applies plain SGD updates and records
-    each loss and a copy of the networks as they were when it was computed."""
-
-    def __init__(self, algo: CoGAN, a: torch.Tensor, b: torch.Tensor, lr: float = 0.05):
-        self.algo, self.batches, self.step, self.lr = algo, {"main": Batch(a, None), "b": Batch(b, None)}, 0, lr
-        self.losses, self.nets, self.d_grads_in_g_step = {}, {}, None
-
-    def real_batch(self, stream: str = "main") -> Batch:
-        return self.batches[stream]
-
-    def autocast(self):
-        return contextlib.nullcontext()
-
-    def update(self, group: str, loss: torch.Tensor) -> None:
-        self.nets[group] = copy.deepcopy(dict(self.algo.nets))
-        for p in self.algo.parameters():
-            p.grad = None
-        loss.backward()
-        if group == "G":   # D's weights are frozen during the G step: no gradient reaches them
-            self.d_grads_in_g_step = [p.grad for p in self.algo.nets["D"].parameters()]
-        self.losses[group] = loss.detach().clone()
-        with torch.no_grad():
-            for p in self.algo.nets[group].parameters():
-                p -= self.lr * p.grad
 
 
 def _batches(seed: int = 1) -> tuple[torch.Tensor, torch.Tensor]:

@@ -3,8 +3,6 @@ cycle, identity, D halved), the image pool (fills, swaps with probability 1/2, e
 directions and bad input."""
 from __future__ import annotations
 
-import contextlib
-import copy
 
 import pytest
 import torch
@@ -18,6 +16,8 @@ from ganforge.errors import ConfigError, DataError
 from ganforge.models.patchgan import PatchGANDiscriminator
 from ganforge.models.resnet_translator import ResidualBlock, ResnetTranslator
 from ganforge.objectives import objective_class
+
+from conftest import RecordingContext
 
 pytestmark = pytest.mark.usefixtures("one_thread")   # tiny networks: one torch thread (conftest)
 
@@ -126,34 +126,6 @@ def _algorithm(identity_weight: float = 0.5, pool_size: int = 50) -> CycleGAN:
             "D_B": PatchGANDiscriminator(1, 16, filters=4, n_layers=1, norm="instance")}
     return CycleGAN(nets, objective_class("lsgan")(scaling="sum"), _info(), identity_weight=identity_weight,
                     pool_size=pool_size)
-
-
-class RecordingContext:
-    """A StepContext over fixed batches of streams main (A) and b (B) that applies plain SGD updates and records
-    each loss and a copy of the networks as they were when it was computed."""
-
-    def __init__(self, algo: CycleGAN, a: torch.Tensor, b: torch.Tensor, lr: float = 0.05):
-        self.algo, self.batches, self.step, self.lr = algo, {"main": Batch(a, None), "b": Batch(b, None)}, 0, lr
-        self.losses, self.nets, self.d_grads_in_g_step = {}, {}, None
-
-    def real_batch(self, stream: str = "main") -> Batch:
-        return self.batches[stream]
-
-    def autocast(self):
-        return contextlib.nullcontext()
-
-    def update(self, group: str, loss: torch.Tensor) -> None:
-        self.nets[group] = copy.deepcopy(dict(self.algo.nets))
-        params = [p for k in self.algo.optimizer_groups[group] for p in self.algo.nets[k].parameters()]
-        for p in self.algo.parameters():
-            p.grad = None
-        loss.backward()
-        if group == "G":   # D's weights are frozen during the G step: no gradient reaches them
-            self.d_grads_in_g_step = [p.grad for k in ("D_A", "D_B") for p in self.algo.nets[k].parameters()]
-        self.losses[group] = loss.detach().clone()
-        with torch.no_grad():
-            for p in params:
-                p -= self.lr * p.grad
 
 
 def _l1(x, y):
