@@ -129,7 +129,7 @@ class RecordingContext:
         self.updates.append((group, loss.detach().double()))
 
 
-class RecordingContext:
+class TwoDomainSGDContext:
     """A StepContext over fixed batches of streams main (A) and b (B) that applies plain SGD updates and records
     each loss and a copy of the networks as they were when it was computed (two-domain families: CycleGAN, CoGAN).
     ``d_grads_in_g_step``: the gradients the G step left on the networks of optimizer group D (None when frozen)."""

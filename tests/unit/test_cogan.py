@@ -15,7 +15,7 @@ from ganforge.errors import ConfigError, DataError
 from ganforge.models.cogan import CoupledDiscriminator, CoupledGenerator, conv_dropouts
 from ganforge.objectives import objective_class
 
-from conftest import RecordingContext
+from conftest import TwoDomainSGDContext
 
 pytestmark = pytest.mark.usefixtures("one_thread")   # tiny networks: one torch thread (conftest)
 
@@ -198,7 +198,7 @@ def _batches(seed: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
 def test_losses_equal_direct_computation(objective):
     algo = _algorithm(objective)
     a, b = _batches()
-    ctx = RecordingContext(algo, a, b)
+    ctx = TwoDomainSGDContext(algo, a, b)
     torch.manual_seed(7)
     logs = algo.train_step(ctx)
     torch.manual_seed(7)                      # replay the step's two noise draws: D step, then G step
@@ -238,12 +238,12 @@ def test_losses_equal_direct_computation(objective):
 def test_gradient_penalty_and_clipping_apply_to_each_domains_critic():
     algo = _algorithm("wgan-gp")
     a, b = _batches(2)
-    ctx = RecordingContext(algo, a, b)
+    ctx = TwoDomainSGDContext(algo, a, b)
     logs = algo.train_step(ctx)
     assert {"gp_A", "gp_B"} <= set(logs) and float(logs["gp_A"]) > 0 and float(logs["gp_B"]) > 0
     torch.testing.assert_close(ctx.losses["D"], logs["d_A"] + logs["d_B"] + logs["gp_A"] + logs["gp_B"])
     clipped = _algorithm("wgan")
-    clipped.train_step(RecordingContext(clipped, a, b, lr=1.0))
+    clipped.train_step(TwoDomainSGDContext(clipped, a, b, lr=1.0))
     assert max(float(p.detach().abs().max()) for p in clipped.nets["D"].parameters()) <= 0.01
 
 

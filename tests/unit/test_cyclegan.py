@@ -17,7 +17,7 @@ from ganforge.models.patchgan import PatchGANDiscriminator
 from ganforge.models.resnet_translator import ResidualBlock, ResnetTranslator
 from ganforge.objectives import objective_class
 
-from conftest import RecordingContext
+from conftest import TwoDomainSGDContext
 
 pytestmark = pytest.mark.usefixtures("one_thread")   # tiny networks: one torch thread (conftest)
 
@@ -137,7 +137,7 @@ def test_losses_equal_direct_computation(identity_weight):
     algo = _algorithm(identity_weight)
     g = torch.Generator().manual_seed(1)
     a, b = torch.rand(3, 1, 16, 16, generator=g) * 2 - 1, torch.rand(3, 1, 16, 16, generator=g) * 2 - 1
-    ctx = RecordingContext(algo, a, b)
+    ctx = TwoDomainSGDContext(algo, a, b)
     logs = algo.train_step(ctx)
 
     n = ctx.nets["G"]            # the networks the G loss was computed with
@@ -171,10 +171,10 @@ def test_d_trains_on_the_pools_fakes_once_they_are_full():
     algo = _algorithm(pool_size=3)
     g = torch.Generator().manual_seed(2)
     a, b = torch.rand(3, 1, 16, 16, generator=g) * 2 - 1, torch.rand(3, 1, 16, 16, generator=g) * 2 - 1
-    algo.train_step(RecordingContext(algo, a, b))           # fills both pools
+    algo.train_step(TwoDomainSGDContext(algo, a, b))           # fills both pools
     stored_b = algo.pools[1].images.clone()
     torch.manual_seed(5)
-    ctx = RecordingContext(algo, a, b)
+    ctx = TwoDomainSGDContext(algo, a, b)
     logs = algo.train_step(ctx)
     n, m = ctx.nets["G"], ctx.nets["D"]
     torch.manual_seed(5)                                     # the same draws: replay pool B's swaps
