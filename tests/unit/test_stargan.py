@@ -16,7 +16,7 @@ from ganforge.data import load_source
 from ganforge.data.mnist5k import derive, load_mnist5k
 from ganforge.errors import ConfigError, DataError
 from ganforge.models.resnet_translator import ResnetTranslator
-from ganforge.models.stargan import StarGANDiscriminator
+from ganforge.models.stargan import StarGANDiscriminator, StarGANGenerator
 from ganforge.objectives import objective_class
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -45,7 +45,7 @@ def _info(key: str = "domain", n: int = 3) -> DataInfo:
 
 def _algorithm(key: str = "domain", n_critic: int = 1) -> StarGAN:
     torch.manual_seed(0)
-    nets = {"G": ResnetTranslator(1, 16, cond_dim=3, filters=4, n_blocks=1),
+    nets = {"G": StarGANGenerator(1, 16, cond_dim=3, filters=4, n_blocks=1),
             "D": StarGANDiscriminator(1, 16, cond_dim=3, filters=4, n_layers=2)}
     names = {"domains": ["a", "b", "c"]} if key == "domain" else {"attributes": ["x", "y", "z"]}
     return StarGAN(nets, objective_class("wgan")(clip_value=None), _info(key), n_critic=n_critic, **names)
@@ -145,7 +145,7 @@ def test_translate_conditions_and_panels():
 
 
 def test_domain_names_are_required_and_checked():
-    nets = {"G": ResnetTranslator(1, 16, cond_dim=3, filters=4, n_blocks=1),
+    nets = {"G": StarGANGenerator(1, 16, cond_dim=3, filters=4, n_blocks=1),
             "D": StarGANDiscriminator(1, 16, cond_dim=3, filters=4, n_layers=2)}
     with pytest.raises(ConfigError, match="algorithm.domains"):
         StarGAN(nets, objective_class("wgan-gp")(), _info())
@@ -171,3 +171,229 @@ def test_mixed_digit_domains_are_unpaired_and_exact():
     for bad in ("mnist5k?domains=plain", "mnist5k?domains=plain,blue", "mnist5k?domains=plain,edges&domain=thin"):
         with pytest.raises(DataError, match="domains"):
             load_source(bad, seed=0)
+
+
+def test_a_generator_that_ignores_the_condition_is_refused():
+    # resnet-translator with instance norm: reflection padding keeps the condition planes constant, instance norm
+    # removes constants, so G(x, c) is the same for every c (what kept the digit recipe from learning)
+    erased = ResnetTranslator(1, 16, cond_dim=3, filters=4, n_blocks=1, norm="instance")
+    x = torch.rand(2, 1, 16, 16) * 2 - 1
+    assert torch.allclose(erased(x, torch.eye(3)[[0, 0]]), erased(x, torch.eye(3)[[2, 2]]), atol=1e-5)
+    D = StarGANDiscriminator(1, 16, cond_dim=3, filters=4, n_layers=2)
+    with pytest.raises(ConfigError, match="ignores its condition.*arch=stargan"):
+        StarGAN({"G": erased, "D": D}, objective_class("wgan-gp")(), _info(), domains=["a", "b", "c"])
+    G = StarGANGenerator(1, 16, cond_dim=3, filters=4, n_blocks=1)
+    with torch.no_grad():
+        assert float((G(x, torch.eye(3)[[0, 0]]) - G(x, torch.eye(3)[[2, 2]])).abs().max()) > 1e-3
+    StarGAN({"G": G, "D": D}, objective_class("wgan-gp")(), _info(), domains=["a", "b", "c"])
+
+
+def test_generator_is_the_papers_table_4():
+    G = StarGANGenerator(3, 128, cond_dim=5)
+    convs = [m for m in G.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d))]
+    assert [(m.in_channels, m.out_channels, m.kernel_size[0], m.stride[0], m.padding[0]) for m in convs] == \
+        [(8, 64, 7, 1, 3), (64, 128, 4, 2, 1), (128, 256, 4, 2, 1)] + [(256, 256, 3, 1, 1)] * 12 + \
+        [(256, 128, 4, 2, 1), (128, 64, 4, 2, 1), (64, 3, 7, 1, 3)]
+    assert all(m.bias is None and m.padding_mode == "zeros" for m in convs)
+    norms = [m for m in G.modules() if isinstance(m, torch.nn.InstanceNorm2d)]
+    assert len(norms) == 2 + 1 + 12 + 2 and all(m.affine and not m.track_running_stats for m in norms)
+    assert G(torch.zeros(1, 3, 128, 128), torch.zeros(1, 5)).shape == (1, 3, 128, 128)
+    with pytest.raises(ConfigError, match="divisible by 4"):
+        StarGANGenerator(1, 30, cond_dim=2)
+
+
+# -- the mask vector: two datasets with different label sets (Choi et al. 2018 section 3.2) -------------------------
+def _two_sets_info(second: str = "domain") -> DataInfo:
+    """Main: a domain field with 2 domains; stream b: a domain field (3 domains) or 3 multi-hot attributes."""
+    shape = {"domain": (), "attributes": (3,)}[second]
+    b = DataInfo(kind="image", sample_shape=(1, 16, 16), num_classes=10, keys=("image", "label", second),
+                 field_shapes={second: shape})
+    return DataInfo(kind="image", sample_shape=(1, 16, 16), num_classes=10, keys=("image", "label", "domain"),
+                    field_shapes={"domain": ()}, streams={"b": b})
+
+
+def _two_sets(second: str = "domain", n_critic: int = 1) -> StarGAN:
+    torch.manual_seed(0)
+    nets = {"G": StarGANGenerator(1, 16, cond_dim=2 + 3 + 2, filters=4, n_blocks=1),
+            "D": StarGANDiscriminator(1, 16, cond_dim=2 + 3, filters=4, n_layers=2)}
+    labels = {"domains": ["p", "q", "r"]} if second == "domain" else {"attributes": ["x", "y", "z"]}
+    datasets = [{"stream": "main", "name": "one", "domains": ["a", "b"]}, {"stream": "b", "name": "two", **labels}]
+    return StarGAN(nets, objective_class("wgan")(clip_value=None), _two_sets_info(second), n_critic=n_critic,
+                   datasets=datasets)
+
+
+def test_mask_condition_is_both_label_sets_and_the_mask():
+    algo = _two_sets()
+    ctx = StarGAN.network_context({"datasets": [{"stream": "main", "domains": ["a", "b"]},
+                                                {"stream": "b", "domains": ["p", "q", "r"]}]}, _two_sets_info())
+    assert ctx["G"]["cond_dim"] == 7 and ctx["D"]["cond_dim"] == 5          # [c1 (2) | c2 (3) | mask (2)]; D: 2 + 3
+    one, two = algo.sets
+    main = algo.condition({"domain": torch.tensor([1, 0])}, one)
+    other = algo.condition({"domain": torch.tensor([2, 0])}, two)
+    assert main.tolist() == [[0, 1, 0, 0, 0, 1, 0], [1, 0, 0, 0, 0, 1, 0]]
+    assert other.tolist() == [[0, 0, 0, 0, 1, 0, 1], [0, 0, 1, 0, 0, 0, 1]]
+    # translate reaches the domains of either dataset, the condition carrying that dataset's mask
+    dev = torch.device("cpu")
+    assert algo.target_condition(1, dev, to="q").tolist() == [[0, 0, 0, 1, 0, 0, 1]]
+    assert algo.target_condition(1, dev, to="b").tolist() == [[0, 1, 0, 0, 0, 1, 0]]
+    assert algo.target_condition(1, dev, to=4).tolist() == [[0, 0, 0, 0, 1, 0, 1]]     # the 5th domain: r
+    attrs = _two_sets("attributes")
+    assert attrs.target_condition(1, dev, attrs=["x", "z"]).tolist() == [[0, 0, 1, 0, 1, 0, 1]]
+    assert attrs.condition({"attributes": torch.tensor([[1.0, 1.0, 0.0]])}, attrs.sets[1]).tolist() == \
+        [[0, 0, 1, 1, 0, 0, 1]]
+    with pytest.raises(ConfigError, match="unknown domain 'z'.*a, b, p, q, r"):
+        algo.target_condition(1, dev, to="z")
+
+
+def test_masked_classification_loss_sees_only_the_known_labels():
+    g = torch.Generator().manual_seed(3)
+    logits = torch.randn(4, 5, generator=g, requires_grad=True)
+    algo = _two_sets()
+    one, two = algo.sets
+    c = algo.condition({"domain": torch.tensor([2, 0, 1, 2])}, two)
+    loss = algo.classification_loss(logits, c, two)
+    torch.testing.assert_close(loss, F.cross_entropy(logits[:, 2:5], torch.tensor([2, 0, 1, 2])))
+    loss.backward()
+    assert torch.equal(logits.grad[:, :2], torch.zeros(4, 2))             # dataset one's logits: unknown, untouched
+    c1 = algo.condition({"domain": torch.tensor([1, 0, 0, 1])}, one)
+    torch.testing.assert_close(algo.classification_loss(logits, c1, one),
+                               F.cross_entropy(logits[:, :2], torch.tensor([1, 0, 0, 1])))
+    attrs = _two_sets("attributes")
+    a = torch.tensor([[1.0, 0.0, 1.0], [0.0, 0.0, 1.0], [1.0, 1.0, 1.0], [0.0, 1.0, 0.0]])
+    ca = attrs.condition({"attributes": a}, attrs.sets[1])
+    expected = sum(F.binary_cross_entropy_with_logits(logits[i, 2:5], a[i], reduction="sum") for i in range(4)) / 4
+    torch.testing.assert_close(attrs.classification_loss(logits, ca, attrs.sets[1]), expected)
+    assert float(attrs.classification_accuracy(logits, ca, attrs.sets[1])) == \
+        float(((logits[:, 2:5] > 0).float() == a).float().mean())
+
+
+class StreamsContext(RecordingContext):
+    """RecordingContext with one fixed batch per stream, recording which stream each update's batch came from."""
+
+    def __init__(self, algo: StarGAN, batches: dict[str, Batch], lr: float = 0.05):
+        super().__init__(algo, batches["main"], lr)
+        self.batches, self.drawn = batches, []
+
+    def real_batch(self, stream: str = "main") -> Batch:
+        self.drawn.append(stream)
+        return self.batches[stream]
+
+
+def test_two_dataset_step_alternates_datasets_and_equals_direct_computation():
+    algo = _two_sets(n_critic=2)
+    g = torch.Generator().manual_seed(1)
+    x1, x2 = (torch.rand(4, 1, 16, 16, generator=g) * 2 - 1 for _ in range(2))
+    d1, d2 = torch.tensor([0, 1, 1, 0]), torch.tensor([2, 0, 1, 2])
+    ctx = StreamsContext(algo, {"main": Batch(x1, None, {"domain": d1}), "b": Batch(x2, None, {"domain": d2})})
+    torch.manual_seed(7)
+    logs = algo.train_step(ctx)
+    torch.manual_seed(7)
+    perms = [torch.randperm(4) for _ in range(4)]       # the targets each D update drew: main, b, main, b
+    # the official train_multi: per round one D update per dataset; G after each dataset's D in the last round
+    assert ctx.drawn == ["main", "b", "main", "b"]
+    assert [grp for grp, _ in ctx.losses] == ["D", "D", "D", "G", "D", "G"]
+
+    def cond(d, n, offset, index):
+        c = torch.zeros(len(d), 7)
+        c[:, offset:offset + n] = F.one_hot(d, n).float()
+        c[:, 5 + index] = 1
+        return c
+
+    sets = [(x1, d1, 2, 0, 0, slice(0, 2)), (x2, d2, 3, 2, 1, slice(2, 5))]
+    for update, draw in zip((0, 1, 2, 4), range(4)):       # the D updates
+        x, d, n, offset, index, part = sets[draw % 2]
+        nets = ctx.nets[update][1]
+        fake = nets["G"](x, cond(d[perms[draw]], n, offset, index))
+        real_out, fake_out = nets["D"](x), nets["D"](fake)
+        expected = -real_out.source.mean() + fake_out.source.mean() + F.cross_entropy(real_out.classes[:, part], d)
+        torch.testing.assert_close(ctx.losses[update][1], expected.detach(), rtol=1e-5, atol=1e-6)
+    g_losses = []
+    for update, draw in ((3, 2), (5, 3)):                   # the G updates, on the last round's batches and targets
+        x, d, n, offset, index, part = sets[draw % 2]
+        nets = ctx.nets[update][1]
+        c_trg, c_org = cond(d[perms[draw]], n, offset, index), cond(d, n, offset, index)
+        fake = nets["G"](x, c_trg)
+        out = nets["D"](fake)
+        expected = (-out.source.mean() + F.cross_entropy(out.classes[:, part], d[perms[draw]])
+                    + 10.0 * (x - nets["G"](fake, c_org)).abs().mean())
+        torch.testing.assert_close(ctx.losses[update][1], expected.detach(), rtol=1e-5, atol=1e-6)
+        g_losses.append(expected.detach())
+    torch.testing.assert_close(logs["g_loss"], sum(g_losses) / 2, rtol=1e-5, atol=1e-6)
+    assert {"d_cls_acc_one", "d_cls_acc_two", "g_cls_one", "g_cls_two"} <= set(logs)
+
+
+def test_two_dataset_grid_and_refusals():
+    algo = _two_sets()
+    x = torch.rand(2, 1, 16, 16) * 2 - 1
+    with torch.no_grad():
+        inputs = algo.sample_inputs(2, torch.Generator(), torch.device("cpu"),
+                                    batch={"image": x, "domain": torch.tensor([0, 1])})
+        assert inputs["c_org"].tolist() == [[1, 0, 0, 0, 0, 1, 0], [0, 1, 0, 0, 0, 1, 0]]
+        assert inputs["c_trg"].argmax(1).tolist() == [1, 0]             # the next domain of the held-out's dataset
+        panels = algo.grid_panels(inputs, algo.nets)
+        assert list(panels) == ["input", "to a", "to b", "to p", "to q", "to r"]
+        assert algo.translate(x, to="r").shape == (2, 1, 16, 16)
+    attrs = _two_sets("attributes")
+    with torch.no_grad():
+        panels = attrs.grid_panels(attrs.sample_inputs(2, torch.Generator(), torch.device("cpu"),
+                                                       batch={"image": x, "domain": torch.tensor([0, 1])}), attrs.nets)
+    assert list(panels) == ["input", "to a", "to b", "set x", "set y", "set z"]
+    with pytest.raises(ConfigError, match="not both"):
+        attrs.translate(x, to="a", attrs=["x"])
+    info = _two_sets_info()
+    nets = {"G": StarGANGenerator(1, 16, cond_dim=7, filters=4, n_blocks=1),
+            "D": StarGANDiscriminator(1, 16, cond_dim=5, filters=4, n_layers=2)}
+    wgan = objective_class("wgan-gp")()
+    for datasets, err, fragment in (
+            ([{"stream": "main", "domains": ["a", "b"]}], ConfigError, "two or more"),
+            ([{"stream": "main", "domains": ["a", "b"]}, {"stream": "c", "domains": ["p", "q", "r"]}], DataError,
+             "data.streams.c.source"),
+            ([{"stream": "main", "domains": ["a", "b"]}, {"stream": "main", "domains": ["p", "q"]}], ConfigError,
+             "stream 'main' twice"),
+            ([{"stream": "b", "domains": ["p", "q", "r"]}, {"stream": "b", "name": "x", "domains": ["p", "q", "r"]}],
+             ConfigError, "stream 'b' twice"),
+            ([{"stream": "main", "domains": ["a", "b"]}, {"stream": "b", "labels": ["p"]}], ConfigError,
+             "unknown key 'labels'"),
+            ([{"stream": "main", "domains": ["a", "b"]}, {"stream": "held_out", "domains": ["p"]}], ConfigError,
+             "never trained on")):
+        with pytest.raises(err, match=fragment):
+            StarGAN(nets, wgan, info, datasets=datasets)
+    with pytest.raises(ConfigError, match="remove algorithm.domains"):
+        StarGAN(nets, wgan, info, domains=["a", "b"], datasets=[{"stream": "main", "domains": ["a", "b"]},
+                                                                {"stream": "b", "domains": ["p", "q", "r"]}])
+
+
+def test_shared_domain_names_are_qualified_by_dataset():
+    info = _two_sets_info()
+    nets = {"G": StarGANGenerator(1, 16, cond_dim=7, filters=4, n_blocks=1),
+            "D": StarGANDiscriminator(1, 16, cond_dim=5, filters=4, n_layers=2)}
+    algo = StarGAN(nets, objective_class("wgan-gp")(), info,
+                   datasets=[{"stream": "main", "domains": ["plain", "edges"]},
+                             {"stream": "b", "domains": ["plain", "thick", "thin"]}])
+    assert algo.all_names() == ["main/plain", "edges", "b/plain", "thick", "thin"]
+    assert algo.target_condition(1, torch.device("cpu"), to="b/plain").tolist() == [[0, 0, 1, 0, 0, 0, 1]]
+    with pytest.raises(ConfigError, match="in datasets main, b; give to=main/plain"):
+        algo.target_condition(1, torch.device("cpu"), to="plain")
+
+
+def test_identity_term_equals_direct_computation():
+    algo = _algorithm(n_critic=1)
+    algo.lambda_id = 2.5
+    x = torch.rand(4, 1, 16, 16, generator=torch.Generator().manual_seed(2)) * 2 - 1
+    field = torch.tensor([0, 1, 2, 1])
+    ctx = RecordingContext(algo, Batch(x, None, {"domain": field}))
+    torch.manual_seed(5)
+    logs = algo.train_step(ctx)
+    torch.manual_seed(5)
+    perm = torch.randperm(4)
+    c_org = F.one_hot(field, 3).float()
+    nets = ctx.nets[1][1]
+    fake = nets["G"](x, c_org[perm])
+    out = nets["D"](fake)
+    identity = (x - nets["G"](x, c_org)).abs().mean()
+    expected = (-out.source.mean() + F.cross_entropy(out.classes, field[perm])
+                + 10.0 * (x - nets["G"](fake, c_org)).abs().mean() + 2.5 * identity)
+    torch.testing.assert_close(ctx.losses[1][1], expected.detach(), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(logs["identity"], identity.detach(), rtol=1e-5, atol=1e-6)
+    with pytest.raises(ConfigError, match="lambda_id"):
+        StarGAN(dict(algo.nets), objective_class("wgan-gp")(), _info(), domains=["a", "b", "c"], lambda_id=-1.0)
