@@ -101,6 +101,7 @@ def _resume(run_dir: Path, recipe: str | None, changes: dict[str, Any], progress
     require_checkpoint(run_dir)
     built = build(cfg)
     _check_same_data(built.info, info, run_dir)
+    built.algorithm.check_training_files()
     trainer = Trainer(built, run_dir, progress=progress, evaluator=_evaluator(cfg, built))
     ckpt = trainer.restore(recorded_steps=before)
     if trainer.is_main:   # under torchrun rank 0 alone writes
@@ -116,6 +117,7 @@ def _start(recipe: str | None, out: str | Path | None, force: bool, changes: dic
         raise ConfigError("give a recipe to train (see `ganforge list`) or --resume RUN_DIR")
     cfg = load_config(recipe, changes)
     built = build(cfg)   # everything is validated before any directory is touched
+    built.algorithm.check_training_files()
     warm = _init_weights(init_from, built) if init_from is not None else None
     dist = distributed.setup(cfg.train.device)   # rank 0 creates the directory; the others get its path or error
     dist.check_batch(cfg.train.batch_size)

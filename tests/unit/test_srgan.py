@@ -12,6 +12,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from PIL import Image
 
+import ganforge
+
 from ganforge.algorithms import DataInfo
 from ganforge.algorithms.base import Batch, make_batch
 from ganforge.algorithms.srgan import bicubic_upsample
@@ -215,6 +217,11 @@ def test_bad_vgg_weights_are_one_line(tmp_path):
         assert "\n" not in str(info.value), name
     with pytest.raises(ConfigError, match="content=vgg54 needs ImageNet VGG19 weights"):
         algorithm(**{"algorithm.content": "vgg54"})
+    # training reads the file before it makes a run directory: the bad file is the one line, nothing is left behind
+    with pytest.raises(CheckpointError, match="cannot read VGG19 weights.*not a file of tensors"):
+        ganforge.train("srgan-digits", steps=1, out=tmp_path / "run", progress=False,
+                       overrides={"algorithm.content": "vgg54", "algorithm.vgg_weights": str(tmp_path / "garbage.pth")})
+    assert not (tmp_path / "run").exists()
     with pytest.raises(ConfigError, match="content=domain needs the labelled source"):
         algorithm(**{"algorithm.content": "domain"})
 

@@ -259,6 +259,11 @@ class Algorithm(nn.Module):
         outside one (grids, ``ganforge sample``). Kept as ``self.phase``; a family that grows overrides it."""
         self.phase = phase
 
+    def check_training_files(self) -> None:
+        """Reads the files only training needs (SRGAN's VGG19 weights), so that a missing or unreadable one is one
+        line before a run directory is made or a run resumed, not an error at the first step. Sampling and
+        translation never call it: a trained model does not need its loss's files."""
+
     def setup(self, dataset: Any, device: torch.device) -> dict[str, Any]:
         """Called once when a fresh run starts (never on resume: what it builds is in the checkpoint).
 

@@ -170,6 +170,11 @@ class SRGAN(Algorithm):
             say(f"srgan content loss: {self.describe_content()}")
         return self._extractor["net"].to(device)
 
+    def check_training_files(self) -> None:
+        """The VGG19 weights are read (and kept for the first step) before the run starts."""
+        if self.content.startswith("vgg") and self.feature_weight != 0:
+            self.extractor(torch.device("cpu"))
+
     def set_extractor(self, extractor: nn.Module) -> None:
         """Use ``extractor`` as the content loss's feature network (tests: a VGG of random weights)."""
         self._extractor["net"] = extractor

@@ -34,6 +34,9 @@ def read_weights_file(path: Path, what: str, expected: str, advice: str = "") ->
     except (OSError, RuntimeError, ValueError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile,
             SafetensorError) as exc:
         first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        if first_line.startswith("Weights only load failed"):
+            # torch's own advice here (load with weights_only=False) would unpickle an untrusted file: never say it
+            first_line = "not a file of tensors torch.load(weights_only=True) can read"
         raise CheckpointError(f"cannot read {what} {path} ({first_line}); it should be {expected} or a .safetensors "
                               f"copy of it{advice}") from None
     if not isinstance(loaded, Mapping) or not all(isinstance(v, torch.Tensor) for v in loaded.values()):
