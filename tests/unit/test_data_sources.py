@@ -487,6 +487,16 @@ def test_prepare_resize_and_channels():
     assert prepare(vectors, 32, 3) is vectors
 
 
+def test_prepare_keeps_the_super_resolution_scale():
+    sr = load_source("mnist5k?split=test&sr=4", seed=0)
+    grown = prepare(sr, image_size=32, channels=3)
+    assert grown.x.shape[1:] == (3, 32, 32) and grown.fields["lowres"].shape[1:] == (3, 8, 8)
+    # the lowres is resized as an image of its own (not re-derived from the resized image): its mean grey survives
+    assert abs(grown.fields["lowres"].float().mean() - sr.fields["lowres"].float().mean()) < 2
+    assert prepare(sr, None, None).fields["lowres"] is sr.fields["lowres"]
+    expect_data_error(lambda: prepare(sr, 30, None), "data.image_size=30 must be a multiple of the low-resolution")
+
+
 # -------------------------------------------------------------------------------------------- sampler
 def test_batch_sampler_epochs_determinism_resume_and_ranks():
     sampler = BatchSampler(n=10, batch_size=3, mode="shuffle", seed=7)

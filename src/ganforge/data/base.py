@@ -196,6 +196,22 @@ def _resize(x: torch.Tensor, size: int, chunk: int = 2048) -> torch.Tensor:
     return torch.cat(out) if out else x.new_zeros((0, x.shape[1], size, size))
 
 
+def _prepare_lowres(ds: Dataset, image_size: int | None, channels: int | None) -> torch.Tensor:
+    """Super-resolution's input in the model's channels, resized with the image so that it keeps its scale to it:
+    to image_size / scale, never to image_size."""
+    lowres, side = ds.fields["lowres"], ds.x.shape[-1]
+    if channels is not None:
+        lowres = _to_channels(lowres, channels, ds.name)
+    if image_size is None:
+        return lowres
+    scale = side // lowres.shape[-1]
+    if scale < 1 or side != lowres.shape[-1] * scale or image_size % scale:
+        raise DataError(f"{ds.name}: data.image_size={image_size} must be a multiple of the low-resolution input's "
+                        f"scale x{scale} ({side} px images, {lowres.shape[-1]} px lowres); use "
+                        f"{max(scale, image_size // max(scale, 1) * scale)} or leave data.image_size unset")
+    return _resize(lowres, image_size // scale)
+
+
 def prepare(ds: Dataset, image_size: int | None, channels: int | None) -> Dataset:
     """Bring an image dataset to the model's channels and square size; vector data passes through."""
     if ds.kind != "image":
@@ -210,6 +226,8 @@ def prepare(ds: Dataset, image_size: int | None, channels: int | None) -> Datase
                              "use a smaller data.image_size")
         images = {k: _resize(v, image_size) for k, v in images.items()}
     fields = {**ds.fields, **{k: images[k] for k in follow}}
+    if "lowres" in ds.fields:
+        fields["lowres"] = _prepare_lowres(ds, image_size, channels)
     return Dataset(x=images["image"], y=ds.y, name=ds.name, kind=ds.kind, class_names=ds.class_names,
                    meta=dict(ds.meta), fields=fields)
 
