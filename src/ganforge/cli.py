@@ -99,6 +99,10 @@ def _parser() -> argparse.ArgumentParser:
     sa.add_argument("--per-row", type=int, metavar="K", help="grid columns when --labels/--code are used (default 10)")
     sa.add_argument("--share-noise", action="store_true",
                     help="the same noise down each column: 'same style, other digit' with --labels")
+    sa.add_argument("--truncation", type=float, metavar="PSI", help="Gaussian latents: resample every z component "
+                    "beyond PSI std (BigGAN's truncation trick; lower: typical samples, less variety)")
+    sa.add_argument("--interpolate", metavar="A:B", help="a latent walk from seed A's z to seed B's (slerp for "
+                    "Gaussian z): a row of --n frames (default 10), or a row per class with --labels")
     sa.add_argument("--no-ema", action="store_true", help="use the raw generator even if the run kept an EMA copy")
     sa.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     sa.add_argument("--checkpoint", metavar="STEP|PATH", help="sample this checkpoint (a step the run kept, see "
@@ -160,8 +164,9 @@ def _parser() -> argparse.ArgumentParser:
                         description="Map images through a translation model (pix2pix, CycleGAN, StarGAN, SRGAN ...): "
                                     "an image file, a folder of images (same-named PNGs out) or a .npz (arr_0 uint8 "
                                     "NHWC; an npz out in the same order). Images of another size are resized to the "
-                                    "model's input and the outputs back to the same scale; channels are adapted "
-                                    "(grey <-> RGB); each is said in one line.")
+                                    "model's input and the outputs back to the same scale, except for fully "
+                                    "convolutional super-resolution models, which upscale each image at its own "
+                                    "size; channels are adapted (grey <-> RGB); each is said in one line.")
     tl.add_argument("run_dir", help="a run directory of a translation model")
     tl.add_argument("--input", required=True, metavar="FILE|DIR|NPZ", help="the images to translate")
     tl.add_argument("--out", required=True, metavar="FILE|DIR|NPZ", help="a .png (one input image), a folder, or a "
@@ -407,6 +412,10 @@ def cmd_sample(args: argparse.Namespace) -> int:
     if args.n is not None and args.n < 1:
         raise ConfigError(f"--n must be >= 1, got {args.n}")
     from .algorithms.controls import parse_code, parse_fix, parse_labels
+    from .algorithms.latent_walk import parse_interpolate
+    if args.truncation is not None and not args.truncation > 0:
+        raise ConfigError(f"--truncation must be > 0 (e.g. 0.5), got {args.truncation}")
+    walk = parse_interpolate(args.interpolate) if args.interpolate is not None else None
     controls = {"label": args.label,
                 "labels": parse_labels(args.labels) if args.labels else None,
                 "traverse": parse_code(args.code) if args.code else None,
@@ -416,11 +425,13 @@ def cmd_sample(args: argparse.Namespace) -> int:
                 "per_row": args.per_row}
     if args.per_row is not None and args.per_row < 1:
         raise ConfigError(f"--per-row must be >= 1, got {args.per_row}")
-    n = sample_count(args.n, controls, args)
+    one_walk = walk is not None and not (controls["labels"] or args.per_row)     # a single row of frames
+    n = sample_count(WALK_FRAMES if one_walk and args.n is None else args.n, controls, args)
     model = load(args.run_dir, device=args.device, use_ema=not args.no_ema, step=args.checkpoint)
-    samples, labels = model.sample_with_inputs(n, seed=args.seed, **controls)
+    samples, labels = model.sample_with_inputs(n, seed=args.seed, truncation=args.truncation, interpolate=walk,
+                                               **controls)
     layout = controls["labels"] or controls["traverse"] or controls["stage"] or args.per_row
-    nrow = args.nrow or (min(n, args.per_row or 10) if layout else None)
+    nrow = args.nrow or (n if one_walk else min(n, args.per_row or 10) if layout else None)
     out.parent.mkdir(parents=True, exist_ok=True)
     if model.value_range is None:  # vector data
         if out.suffix == ".png":
@@ -446,6 +457,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
 
 DEFAULT_SAMPLES = 64
+WALK_FRAMES = 10      # frames of an --interpolate row when --n is not given
 TRAVERSAL_ROWS = 10   # rows of a --code / --stage grid when --n is not given: one per noise draw
 
 
@@ -491,20 +503,37 @@ def cmd_translate(args: argparse.Namespace) -> int:
     out = check_output(args.out, inputs)                  # before loading the model
     model = load(args.run_dir, device=args.device, use_ema=not args.no_ema, step=args.checkpoint)
     channels, height, width = model.input_shape(**{k: v for k, v in controls.items() if v is not None})
+    multiple = model.input_size_multiple()
     sizes = [im.shape[:2] for im in inputs.images]
-    other_size = sum(s != (height, width) for s in sizes)
     converted = sum(im.shape[-1] != channels for im in inputs.images)
-    batch = np.stack([resize(fit_channels(im, channels), height, width) for im in inputs.images])
-    outputs = model.translate(torch.from_numpy(batch).permute(0, 3, 1, 2).contiguous(), seed=args.seed,
-                              batch_size=args.batch_size, **controls)
-    outputs_hwc = outputs.permute(0, 2, 3, 1).numpy()
-    scale_h, scale_w = outputs_hwc.shape[1] / height, outputs_hwc.shape[2] / width   # SR models: x4
-    results = [resize(o, round(h * scale_h), round(w * scale_w)) for o, (h, w) in zip(outputs_hwc, sizes)]
+    images = [fit_channels(im, channels) for im in inputs.images]
+    if multiple is None:   # a fixed-size translator: every image at the model's size, the outputs back to theirs
+        runs = {(height, width): list(range(len(images)))}
+        fitted = [(height, width)] * len(images)
+    else:                  # fully convolutional: each image at its own size (rounded down to the multiple)
+        fitted = [(max(multiple, h // multiple * multiple), max(multiple, w // multiple * multiple)) for h, w in sizes]
+        runs = {}
+        for i, size in enumerate(fitted):
+            runs.setdefault(size, []).append(i)
+    other_size = sum(s != f for s, f in zip(sizes, fitted))
+    results: list[Any] = [None] * len(images)
+    for (h_in, w_in), members in runs.items():   # one batch per input size
+        batch = np.stack([resize(images[i], h_in, w_in) for i in members])
+        outputs = model.translate(torch.from_numpy(batch).permute(0, 3, 1, 2).contiguous(), seed=args.seed,
+                                  batch_size=args.batch_size, **controls)
+        outputs_hwc = outputs.permute(0, 2, 3, 1).numpy()
+        scale_h, scale_w = outputs_hwc.shape[1] / h_in, outputs_hwc.shape[2] / w_in   # SR models: x4
+        for i, o in zip(members, outputs_hwc):
+            h, w = sizes[i]
+            results[i] = resize(o, round(h * scale_h), round(w * scale_w))
     if converted:
         print(f"converted {converted} of {len(sizes)} images to the model's {channels} channel(s)")
-    if other_size:
+    if other_size and multiple is None:
         print(f"resized {other_size} of {len(sizes)} images to the model's {height}x{width} input and their outputs "
               "back to their own size (bicubic)")
+    elif other_size:
+        print(f"resized {other_size} of {len(sizes)} images to sides that are multiples of {multiple} and their "
+              "outputs back to their own size times the model's scale (bicubic)")
     where = write_outputs(out, results, inputs.names)
     print(f"translated {len(results)} images with {model.config.name} (step {model.step}) to {where}")
     return 0

@@ -42,7 +42,9 @@ class Model:
 
     @torch.no_grad()
     def sample(self, n: int, seed: int = 0, batch_size: int = 500, **controls: Any) -> torch.Tensor:
-        """``n`` samples as the model outputs them (images in its value range, NCHW), on the CPU."""
+        """``n`` samples as the model outputs them (images in its value range, NCHW), on the CPU. Besides the
+        family's controls: ``truncation=PSI`` (Gaussian z resampled into [-PSI, PSI] std) and ``interpolate=(A, B)``
+        (a walk from seed A's z to seed B's, a row of n frames, or of ``per_row`` with ``labels``)."""
         return self.sample_with_inputs(n, seed, batch_size, **controls)[0]
 
     @torch.no_grad()
@@ -52,7 +54,14 @@ class Model:
             raise ConfigError(f"number of samples must be >= 1, got {n}")
         gen = torch.Generator().manual_seed(seed)
         controls = {k: v for k, v in controls.items() if v is not None}
+        # truncation / interpolate change the noise z any family draws (algorithms/latent_walk.py)
+        latent = {k: controls.pop(k) for k in ("truncation", "interpolate") if k in controls}
         inputs = self.algorithm.sample_inputs(n, gen, self.device, **controls)
+        if latent:
+            from .algorithms.controls import per_row
+            from .algorithms.latent_walk import apply_latent_controls
+            frames = per_row(n, controls) if controls.get("labels") or controls.get("per_row") else n
+            inputs = apply_latent_controls(self.algorithm, inputs, n, gen, frames=frames, **latent)
         outs, labels = [], self.algorithm.sample_labels(inputs)
         for i in range(0, n, batch_size):
             part = {k: v[i:i + batch_size] for k, v in inputs.items()}
@@ -63,6 +72,11 @@ class Model:
         """C x H x W of the images ``translate`` takes under ``controls`` (a translation model's input)."""
         self._check_translates(controls)
         return tuple(self.algorithm.translation_input_shape(**controls))
+
+    def input_size_multiple(self) -> int | None:
+        """None: ``translate`` takes ``input_shape()`` images only. k: any size whose sides are multiples of k (a fully
+        convolutional translator: super-resolution)."""
+        return self.algorithm.translation_size_multiple()
 
     def _check_translates(self, controls: dict[str, Any]) -> None:
         from .algorithms.base import Algorithm
@@ -79,9 +93,15 @@ class Model:
         controls = {k: v for k, v in controls.items() if v is not None}
         self._check_translates(controls)
         shape = tuple(self.algorithm.translation_input_shape(**controls))
-        if images.dtype != torch.uint8 or tuple(images.shape[1:]) != shape:
-            raise ConfigError(f"translate takes uint8 N x {' x '.join(map(str, shape))} images, got "
-                              f"{images.dtype} {list(images.shape)}")
+        multiple = self.algorithm.translation_size_multiple()
+        if multiple is not None and images.dtype == torch.uint8 and images.ndim == 4 and images.shape[1] == shape[0]:
+            if images.shape[2] % multiple or images.shape[3] % multiple:
+                raise ConfigError(f"this model translates images whose sides are multiples of {multiple}, got "
+                                  f"{images.shape[2]} x {images.shape[3]}")
+        elif images.dtype != torch.uint8 or tuple(images.shape[1:]) != shape:
+            sides = " x ".join(map(str, shape[1:])) if multiple is None else "H x W"
+            raise ConfigError(f"translate takes uint8 N x {shape[0]} x {sides} images, got {images.dtype} "
+                              f"{list(images.shape)}")
         outs = []
         with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
             torch.manual_seed(seed)

@@ -5,7 +5,8 @@ uint8 N x H x W x C (or N x H x W), the layout ``ganforge sample`` writes. Outpu
 folder of same-named PNGs for a folder (or for a single file given a folder), a ``.npz`` with ``arr_0`` uint8 NHWC in
 the same order for an npz (or for any inputs of one size). Channels are adapted to the model (grey -> RGB repeats
 the plane, RGB -> grey is PIL's ITU-R 601 luma, alpha is composited on white), and images of another size are
-resized to the model's input (bicubic) and their outputs back to the same scale, each said in one line.
+resized to the model's input (bicubic) and their outputs back to the same scale, each said in one line; a fully
+convolutional model (``Model.input_size_multiple()``: super-resolution) takes each image at its own size instead.
 """
 from __future__ import annotations
 

@@ -18,7 +18,7 @@ from ganforge.data import load_source, to_model_range, to_uint8
 from ganforge.metrics.paired import psnr
 from ganforge.train.checkpoint import latest_checkpoint, read_checkpoint
 
-from conftest import assert_same_checkpoint, learned
+from conftest import assert_same_checkpoint, learned, run_cli
 
 QUICK = {"train.threads": 1, "train.log_every": 50, "train.sample_every": 1000, "train.checkpoint_every": 1000,
          "train.grid_size": 4}
@@ -31,7 +31,7 @@ def _mean_psnr(images: torch.Tensor, hr: torch.Tensor) -> float:
     return float(psnr(images, hr).mean())
 
 
-def test_srresnet_learns_to_upscale_held_out_digits(tmp_path):
+def test_srresnet_learns_to_upscale_held_out_digits(tmp_path, capsys):
     threads = torch.get_num_threads()
     try:
         run = ganforge.train("srresnet-digits", steps=250, out=tmp_path / "run", progress=False, overrides=QUICK)
@@ -55,6 +55,24 @@ def test_srresnet_learns_to_upscale_held_out_digits(tmp_path):
     # the progress grid: lowres | bicubic | output | target of the held-out digits
     grid = sorted((run.run_dir / "samples").glob("*.png"))[-1]
     assert Image.open(grid).text["columns"] == "lowres | bicubic | output | target"
+
+    # Fully convolutional: images of any size upscale as they are, not resized to the model's 7x7. Two held-out
+    # digits side by side (7 x 14) come out 28 x 56 and as good as the digits one at a time (bar the seam).
+    wide_lr, wide_hr = torch.cat([lowres[:50], lowres[50:100]], 3), torch.cat([hr[:50], hr[50:100]], 3)
+    wide = model.translate(wide_lr)
+    assert wide.shape == (50, 1, 28, 56)
+    wide_bicubic = to_uint8(bicubic_upsample(to_model_range(wide_lr, (-1.0, 1.0)), 4, (-1.0, 1.0)), (-1.0, 1.0))
+    learned("SRResNet PSNR on 7x14 inputs - bicubic's (dB)", _mean_psnr(wide, wide_hr) - _mean_psnr(wide_bicubic,
+            wide_hr), 1.0)
+    # the CLI: a folder of a 7x7 and a 7x14 image gives a 28x28 and a 28x56 PNG, said in no resize line
+    (tmp_path / "in").mkdir()
+    Image.fromarray(lowres[0, 0].numpy()).save(tmp_path / "in" / "one.png")
+    Image.fromarray(wide_lr[0, 0].numpy()).save(tmp_path / "in" / "two.png")
+    code, out, err = run_cli(["translate", run.run_dir, "--input", tmp_path / "in", "--out", tmp_path / "out"], capsys)
+    assert code == 0, err
+    assert "resized" not in out
+    assert Image.open(tmp_path / "out" / "one.png").size == (28, 28)
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "out" / "two.png")), wide[0, 0].numpy())
 
 
 def test_srgan_resumes_bit_exactly_and_starts_from_srresnet(tmp_path):

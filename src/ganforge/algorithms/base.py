@@ -307,6 +307,12 @@ class Algorithm(nn.Module):
         super-resolution model takes its ``lowres`` field's shape, CycleGAN's BtoA the other domain's)."""
         return tuple(self.data.sample_shape)
 
+    def translation_size_multiple(self) -> int | None:
+        """None: ``translate`` takes ``translation_input_shape`` only (users' images are resized to it). k: the
+        translator is fully convolutional, so an image of any size whose sides are multiples of k translates as it
+        is (super-resolution upscales a whole photo, not a resized copy of it)."""
+        return None
+
     def translate(self, inputs: torch.Tensor, nets: Mapping[str, nn.Module] | None = None,
                   **controls: Any) -> torch.Tensor:
         """Map a batch of user images (N x C x H x W at ``translation_input_shape``, in the model's value range) to

@@ -259,6 +259,11 @@ class SRGAN(Algorithm):
             return (c, h // self.scale, w // self.scale)
         return tuple(lowres)
 
+    def translation_size_multiple(self) -> int | None:
+        """SRResNet is fully convolutional: any photo upscales as it is (the paper tests on whole Set5 / BSD100
+        images)."""
+        return 1
+
     def evaluation_pairs(self, images: torch.Tensor, fields: Mapping[str, torch.Tensor],
                          **controls: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The held-out set's ``lowres`` field is translated and compared with its HR images."""
