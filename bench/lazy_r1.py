@@ -12,8 +12,11 @@ of steps and seeds, in this one process on one thread (``--only`` picks some):
 
 ``--lazy-gamma`` sets another gamma for the lazy runs (StyleGAN2 tunes gamma with its interval in place).
 
-Learning figure: 2,500 samples (EMA off) scored with ``ganforge.metrics.toy2d``: modes covered (of 8 on ring8, >= 20
-high-quality samples each) and the high-quality share (within 3 std of a mode), per seed and on average. Speed: the
+Learning figure, toy data: 2,500 samples (EMA off) scored with ``ganforge.metrics.toy2d``: modes covered (of 8 on
+ring8, >= 20 high-quality samples each) and the high-quality share (within 3 std of a mode), per seed and on average.
+Image data (``--data mnist5k?split=train``, ``--recipe dcgan-mnist-quick``): 2,000 samples (EMA off) scored against the
+data by the domain FID and KID (``ganforge.metrics.evaluate`` with ganforge's digit classifier), per seed and on
+average, and the digit classes they cover (of 10, by the classifier). Speed: the
 median time of a training step, measured between consecutive steps after a warm-up of 100 (sample grids and
 checkpoints are off until the end; the median, not the mean, so that other processes on a shared machine count
 less), averaged over the seeds. Not a test; run it by hand, e.g.
@@ -21,6 +24,8 @@ less), averaged over the seeds. Not a test; run it by hand, e.g.
     .venv/bin/python bench/lazy_r1.py                                  # gan-toy, 3 seeds x 3000 steps, ~5 CPU-min
     .venv/bin/python bench/lazy_r1.py --quick                          # a smoke run
     .venv/bin/python bench/lazy_r1.py --only lazy --lazy-gamma 4       # the lazy run with a stronger penalty
+    .venv/bin/python bench/lazy_r1.py --recipe dcgan-mnist-quick --data 'mnist5k?split=train' --gamma 10 \
+        --only every,lazy,none --steps 2000 --seeds 0,1                  # an image recipe, domain FID
 
 Measured (the defaults, on a 2-core AVX2 EPYC shared with other jobs, so step times are +-10 %): R1 every step covered
 8, 8, 8 of the 8 modes (44 % high-quality) at 8.4 ms a step; lazy every 16 only 4, 3, 7 (20 %; no R1 at all: 4, 3, 5,
@@ -43,6 +48,7 @@ import ganforge
 from ganforge.metrics.toy2d import toy_mode_metrics
 
 SAMPLES = 2500        # the mode-collapse papers' evaluation size (toy2d's min_count of 20 assumes it)
+IMAGE_SAMPLES = 2000  # image data: samples for the domain FID / KID
 WARMUP = 100          # steps before the step time is measured (allocator and thread pool warm-up)
 
 
@@ -56,10 +62,28 @@ def run(recipe: str, data: str, seed: int, steps: int, extra: dict[str, Any], ro
                             on_step=lambda t: stamps.append(time.perf_counter()))
     wall = time.time() - t0
     gaps = [b - a for a, b in zip(stamps[WARMUP:], stamps[WARMUP + 1:])]
+    timing = {"seed": seed, "step_ms": 1000 * statistics.median(gaps), "wall_s": wall}
+    if not data.startswith("toy:"):
+        return {**timing, **image_figures(result.run_dir, data, seed)}
     samples = ganforge.load(result.run_dir, use_ema=False).sample(SAMPLES, seed=1000 + seed)
     metrics = toy_mode_metrics(samples, data)
-    return {"seed": seed, "modes": int(metrics["modes_covered"]), "of": int(metrics["num_modes"]),
-            "high_quality": float(metrics["high_quality"]), "step_ms": 1000 * statistics.median(gaps), "wall_s": wall}
+    return {**timing, "modes": int(metrics["modes_covered"]), "of": int(metrics["num_modes"]),
+            "high_quality": float(metrics["high_quality"])}
+
+
+def image_figures(run_dir: Path, data: str, seed: int) -> dict[str, Any]:
+    """Domain FID / KID of IMAGE_SAMPLES samples against ``data``, and the classes they cover (``modes``)."""
+    from ganforge.metrics.evaluate import evaluate, load_reference, load_target
+    samples = load_target(str(run_dir), IMAGE_SAMPLES, seed=1000 + seed, use_ema=False)
+    got = evaluate(samples, ["fid", "kid", "classes"], reference=load_reference(data))
+    return {"fid": float(got["fid"]), "kid": float(got["kid"]), "modes": int(got["modes"]),
+            "of": int(got.get("num_classes", 10))}
+
+
+def figure_text(r: dict[str, Any]) -> str:
+    if "fid" in r:
+        return f"FID {r['fid']:.2f}, {r['modes']}/{r['of']} classes"
+    return f"{r['modes']}/{r['of']} modes, {r['high_quality']:.0%} hq"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -97,10 +121,23 @@ def main(argv: list[str] | None = None) -> int:
         for name, extra in variants:
             runs = [run(args.recipe, args.data, seed, steps, extra, root) for seed in seeds]
             rows.append((name, runs))
-            done = ", ".join(f"seed {r['seed']} {r['modes']}/{r['of']} modes, {r['high_quality']:.0%} hq, "
-                             f"{r['step_ms']:.2f} ms/step" for r in runs)
+            done = ", ".join(f"seed {r['seed']} {figure_text(r)}, {r['step_ms']:.2f} ms/step" for r in runs)
             print(f"  {name}: {done}", file=sys.stderr, flush=True)
     base_ms = statistics.fmean(r["step_ms"] for r in rows[0][1])
+    if not args.data.startswith("toy:"):
+        print(f"\n{args.recipe} on {args.data}, {steps} steps x seeds {','.join(map(str, seeds))}, 1 thread, "
+              f"{IMAGE_SAMPLES} samples per run (EMA off), domain features; step time: median per run, mean over "
+              "seeds, against the first row\n")
+        print("| variant | domain FID (per seed) | KID (x 1e3, as evaluate) | classes covered | step time | vs first row |")
+        print("|---|---|---|---|---|---|")
+        for name, runs in rows:
+            ms = statistics.fmean(r["step_ms"] for r in runs)
+            per_seed = " ".join(f"{r['fid']:.2f}" for r in runs)
+            print(f"| {name} | {statistics.fmean(r['fid'] for r in runs):.2f} ({per_seed}) | "
+                  f"{statistics.fmean(r['kid'] for r in runs):.2f} | "
+                  f"{statistics.fmean(r['modes'] for r in runs):.1f} of {runs[0]['of']} | {ms:.2f} ms | "
+                  f"{(ms / base_ms - 1):+.0%} |")
+        return 0
     print(f"\n{args.recipe} on {args.data}, {steps} steps x seeds {','.join(map(str, seeds))}, 1 thread, {SAMPLES} "
           f"samples per run; step time: median per run, mean over seeds, against the first row\n")
     print("| variant | modes covered (per seed) | high-quality share | step time | vs first row |")
