@@ -12,5 +12,6 @@ from . import pix2pix  # noqa: F401  (registration)
 from . import cogan  # noqa: F401  (registration)
 from . import shared_latent  # noqa: F401  (registration)
 from . import lapgan  # noqa: F401  (registration)
+from . import progan  # noqa: F401  (registration)
 
 __all__ = ["Algorithm", "Batch", "DataInfo", "StepContext", "algorithm_class", "algorithm_names", "register_algorithm"]

@@ -74,6 +74,10 @@ class WGANGP(WGAN):
     ``gp_weight``: lambda = 10 (Gulrajani et al. 2017, section 4 "we use lambda = 10"; seed 002 part 1 section 6.1).
     ``gp_center``: the target gradient norm, 1 (seed 002: "the closer ||grad D|| is to 1, the better").
     The algorithm adds ``d_penalty(critic, real, fake)`` to the critic loss of each critic iteration.
+    ``drift``: ProGAN's eps_drift (Karras et al. 2018, appendix A.1: "an additional term eps_drift E_{x in P_r}[D(x)^2]
+    ... to keep the discriminator output from drifting too far away from zero", eps_drift = 0.001; spec 22.3), added
+    to the real term of the critic loss: L_D = -E[D(x)] + drift * E[D(x)^2] + E[D(G(z))] (+ the penalty). 0, the
+    default, is Gulrajani et al.'s loss.
     """
 
     name = "wgan-gp"
@@ -82,13 +86,20 @@ class WGANGP(WGAN):
     clip_value: float | None = None
     gp_weight: float = 10.0
     gp_center: float = 1.0
+    drift: float = 0.0
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if not self.drift >= 0:
+            raise ConfigError(f"objective.drift must be >= 0, got {self.drift}; ProGAN uses 0.001 (0: no drift term)")
         if not self.gp_weight >= 0:
             raise ConfigError(f"objective.gp_weight must be >= 0, got {self.gp_weight}; WGAN-GP uses 10")
         if not self.gp_center >= 0:
             raise ConfigError(f"objective.gp_center must be >= 0, got {self.gp_center}; WGAN-GP uses 1")
+
+    def d_real_loss(self, real_out: torch.Tensor) -> torch.Tensor:
+        loss = super().d_real_loss(real_out)
+        return loss + self.drift * flat(real_out).pow(2).mean() if self.drift else loss
 
     def d_penalty(self, critic: Callable[..., torch.Tensor], real: torch.Tensor, fake: torch.Tensor,
                   generator: torch.Generator | None = None,

@@ -20,7 +20,8 @@ COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c
 WALL_GRIDS = 12
 # Eval record keys that are bookkeeping, not figures worth a curve.
 _NOT_CURVES = {"step", "time", "kind", "n", "n_ref", "test_accuracy", "image_size", "channels", "train_size",
-               "test_size", "num_classes", "num_modes", "elapsed_s", "steps_per_s", "samples_per_s", "epoch"}
+               "test_size", "num_classes", "num_modes", "elapsed_s", "steps_per_s", "samples_per_s", "epoch",
+               "phase", "alpha", "resolution"}   # train.phases: report/phases.py draws them
 T = TypeVar("T")
 
 
@@ -205,6 +206,8 @@ def write_report(run_dir: str | Path) -> Path:
                         "own classifier of the reference data: comparable among themselves (same n and reference), "
                         "not with published Inception FIDs, and only as good as the classifier's held-out "
                         "accuracy.</p>")
+    from .phases import phase_section
+    body.append(phase_section(rows))   # "" without train.phases
     charts = _charts(rows, evals)
     if charts:
         body.append("<h2>Curves</h2><p class='small'>Faint: the logged values; bold: their exponential moving "

@@ -174,6 +174,8 @@ def check_training_options(cfg: Config, algorithm: Algorithm) -> None:
     for group in algorithm.optimizer_groups:
         if group in cfg.optim and cfg.optim[group].lr_mult:
             parameter_groups(algorithm, group, cfg.optim[group].lr_mult)
+    if cfg.train.phases and hasattr(algorithm, "check_phases"):   # a growing family (ProGAN) checks the resolutions
+        algorithm.check_phases(cfg.train.phases)
 
 
 def make_optimizer(cfg: OptimConfig, params: list[nn.Parameter] | list[dict[str, Any]],
@@ -861,6 +863,7 @@ class Trainer:
         rec["samples_per_s"] = round(rec["steps_per_s"] * batch, 2)   # global batch
         if last is not None:
             rec["phase"], rec["alpha"] = last.index, last.alpha
+            rec["resolution"] = last.image_size or self.built.info.sample_shape[-1]   # the phase's (ProGAN reports)
         for group, optim_cfg in self.cfg.optim.items():   # the lr of each group's last update (schedules visible)
             if group in self.updates and self.updates[group]:
                 factor = lr_factor(optim_cfg, self.updates[group] - 1, max(self.step - 1, 0), self.lr_horizon,
