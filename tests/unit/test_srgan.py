@@ -276,10 +276,11 @@ def test_lowres_that_does_not_fit_the_generator_is_one_line(tmp_path):
         algorithm(**{"networks.G.scale": 2})
     rgb_lowres = DataInfo(kind="image", sample_shape=(1, 28, 28), num_classes=10, keys=("image", "lowres"),
                           field_shapes={"lowres": (3, 7, 7)})
-    with pytest.raises(DataError, match="lowres field has 3 channel.*data.channels converts only the HR"):
+    with pytest.raises(DataError, match="lowres field has 3 channel.*set data.channels to convert both"):
         build_algorithm(load_config("srresnet-digits", SMALL), rgb_lowres)
-    with pytest.raises(DataError, match="data.image_size resizes only the HR images"):
-        build(load_config("srresnet-digits", {**SMALL, "data.image_size": 32}))
+    # data.image_size resizes the lowres with the images, keeping x4 (28 -> 32 px: 7 -> 8 px)
+    grown = build(load_config("srresnet-digits", {**SMALL, "data.image_size": 32}))
+    assert grown.info.field_shapes["lowres"] == (1, 8, 8) and grown.algorithm.scale == 4
     with pytest.raises(DataError, match="needs batches with lowres, but mnist5k yields image, label"):
         build(load_config("srresnet-digits", {**SMALL, "data.source": "mnist5k", "data.held_out": None}))
 

@@ -128,14 +128,15 @@ class SRGAN(Algorithm):
             return scale
         hr = tuple(data.sample_shape)
         if lowres[0] != hr[0]:
-            raise DataError(f"the data's lowres field has {lowres[0]} channel(s) but its images {hr[0]}: data.channels "
-                            "converts only the HR images; leave data.channels unset for super-resolution data")
+            raise DataError(f"the data's lowres field has {lowres[0]} channel(s) but its images {hr[0]}: a source "
+                            "whose low- and high-resolution images differ in channels; set data.channels to convert "
+                            "both")
         want = (hr[0], hr[1] // scale, hr[2] // scale)
         if tuple(lowres) != want or hr[1] % scale or hr[2] % scale:
             given = self.data_scale(data)
             hint = (f"networks.G.scale={scale} but the data's lowres is {given}x smaller; leave networks.G.scale unset"
-                    if given else "data.image_size resizes only the HR images; leave it unset for super-resolution "
-                                  "data and choose the crop size in the source (photos?size=, sr:DIR?crop=)")
+                    if given else "the source's lowres is not an integer fraction of its images; choose the crop "
+                                  "size in the source (photos?size=, sr:DIR?crop=) as a multiple of the scale")
             raise DataError(f"lowres inputs of {'x'.join(map(str, lowres))} do not make {'x'.join(map(str, hr))} images "
                             f"at x{scale}: {hint}")
         return scale
