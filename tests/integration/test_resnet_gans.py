@@ -49,14 +49,17 @@ def test_the_resnet_generator_refuses_28_px_digits_in_one_line(tmp_path):
                        overrides={**QUIET, "data.image_size": 28})
 
 
-# What SAGAN's conditioning learns in a few hundred steps: the label, entering G only through the per-class BN gains
-# and biases and D only through the projection, comes to decide the digit. 16 px and narrow networks for speed, the
+# What SAGAN's conditioning learns in a few hundred steps: the label, entering G only through the per-class BN gains and
+# biases and D only through the projection, comes to decide the digit. 16 px and narrow networks for speed, the
 # rates 2e-3 (the class tables move by about lr per Adam step; the recipe's 1e-3 is for its 32 px networks, where 2e-3
-# stalled D). Measured: label accuracy 0.51 at 300 steps, 0.64 at 400 (chance 0.1); bench/resnet_gans.py runs the
-# recipe itself at 32 px.
+# stalled D), samples from the raw G. bench/resnet_gans.py runs the recipe itself at 32 px.
 LEARN = {**QUIET, "data.image_size": 16, "train.batch_size": 32, "networks.G.widths": [64, 32, 16],
          "networks.D.widths": [16, 32, 32], "networks.D.downsample": [True, True, False], **ATTENTION,
-         "optim.G.lr": 2e-3, "optim.D.lr": 2e-3, "train.log_every": 50}
+         "optim.G.lr": 2e-3, "optim.D.lr": 2e-3, "train.log_every": 50, "train.ema.enabled": False}
+# Measured (raw G, no EMA): label accuracy 0.51 at 300 steps, 0.64 at 400 (chance 0.1); with the recipe's EMA (0.99)
+# the average lags the slowly learning tables: 0.27 at 300. Narrower networks (G 32-16-8,
+# D 16 throughout, batch 16) or lr 5e-3 stayed at chance for 120 steps: this signal needs a few hundred steps.
+STEPS = 300
 
 
 def label_accuracy(algorithm, nets, classifier, n: int = 500, **controls) -> float:
@@ -69,19 +72,22 @@ def label_accuracy(algorithm, nets, classifier, n: int = 500, **controls) -> flo
     return float((probs.argmax(1) == inputs["y"]).float().mean())
 
 
-def test_sagan_digits_labels_control_the_digit_then_truncation_and_walks(tmp_path, capsys):
+def test_sagan_digits_labels_control_the_digit(tmp_path):
     classifier = content_classifier("mnist5k")        # the cached domain classifier (trained once per session)
     accuracy = {}
-    steps = 300
+    steps = STEPS
 
     def probe(trainer):
         if trainer.step in (1, steps):
             accuracy[trainer.step] = label_accuracy(trainer.algorithm, trainer.sampling_nets(), classifier)
 
-    run = ganforge.train("sagan-digits", steps=steps, out=tmp_path / "run", progress=False, overrides=LEARN,
-                         on_step=probe)
+    ganforge.train("sagan-digits", steps=steps, out=tmp_path / "run", progress=False, overrides=LEARN, on_step=probe)
     learned("label accuracy after one step", accuracy[1], 0.2, higher=False)
     learned(f"label accuracy after {steps} steps", accuracy[steps], 0.3, chance=0.1)       # 3x chance
+
+
+def test_sagan_truncation_walks_and_the_cli_on_a_two_step_run(tmp_path, capsys):
+    run = ganforge.train("sagan-digits", steps=2, out=tmp_path / "run", progress=False, overrides={**TINY, **ATTENTION})
 
     # -- truncation through the API: only the components beyond psi change, labels as requested -------------------
     model = ganforge.load(run.run_dir)

@@ -13,5 +13,6 @@ from . import cogan  # noqa: F401  (registration)
 from . import shared_latent  # noqa: F401  (registration)
 from . import lapgan  # noqa: F401  (registration)
 from . import progan  # noqa: F401  (registration)
+from . import biggan  # noqa: F401  (registration)
 
 __all__ = ["Algorithm", "Batch", "DataInfo", "StepContext", "algorithm_class", "algorithm_names", "register_algorithm"]

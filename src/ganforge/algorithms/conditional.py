@@ -133,10 +133,26 @@ class Conditional(Algorithm):
         return fake, labels
 
     # ---------------------------------------------------------------------------------------- training
+    # Hooks for families that extend this step (``algorithms/biggan.py``'s S2GAN / S3GAN): which labels D scores
+    # the real images with, and extra loss terms on D's and G's updates. Here: the data's labels, no extra terms.
+    def real_pairs(self, ctx: StepContext) -> tuple[torch.Tensor, torch.Tensor]:
+        """(real images, the labels D's real pairs get) for a discriminator update."""
+        batch = ctx.real_batch()
+        return batch.x, batch.y
+
+    def extra_d_loss(self, real: torch.Tensor, y_real: torch.Tensor,
+                     logs: dict[str, torch.Tensor]) -> torch.Tensor | None:
+        """A term added to the D update that sees the reals (logged into ``logs``); None: nothing."""
+        return None
+
+    def extra_g_loss(self, ctx: StepContext, fake: torch.Tensor, labels: torch.Tensor,
+                     logs: dict[str, torch.Tensor]) -> torch.Tensor | None:
+        """A term added to G's loss on its fakes (D frozen; logged into ``logs``); None: nothing."""
+        return None
+
     def discriminator_step(self, ctx: StepContext) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
         D, obj = self.nets["D"], self.objective
-        batch = ctx.real_batch()
-        real, y_real = batch.x, batch.y
+        real, y_real = self.real_pairs(ctx)
         n = len(real)
         fake, y_fake = self.make_fakes(ctx, n, real.device)
         fake = fake.to(real.dtype)
@@ -163,7 +179,9 @@ class Conditional(Algorithm):
                 with ctx.autocast():
                     out = D(x, self.one_hot(y))
                 part_loss = w * term(out, is_real)
-                ctx.update("D", with_penalty(part_loss) if i == 1 else part_loss)   # the penalty with the fakes
+                extra = self.extra_d_loss(real, y_real, penalty_logs) if i == 0 else None   # with the reals
+                update = with_penalty(part_loss) if i == 1 else part_loss              # the penalty with the fakes
+                ctx.update("D", update if extra is None else update + extra)
                 outs.append(out.detach())
                 losses.append(part_loss.detach())
             loss = sum(losses) / len(losses)        # what the book's loop logs: the mean of the updates' losses
@@ -178,7 +196,8 @@ class Conditional(Algorithm):
             if self.d_update == "combined":
                 # Keras' mean over the concatenated batch: every sample (pair) counts once.
                 loss = loss / sum(weights)
-            ctx.update("D", with_penalty(loss))
+            extra = self.extra_d_loss(real, y_real, penalty_logs)
+            ctx.update("D", with_penalty(loss) if extra is None else with_penalty(loss) + extra)
             loss, outs = loss.detach(), [o.detach() for o in outs]
         logs = {"d_loss": loss, "d_real": outs[0].float().mean(), "d_fake": outs[1].float().mean()}
         if len(outs) > 2:
@@ -191,13 +210,16 @@ class Conditional(Algorithm):
         G, D, obj = self.nets["G"], self.nets["D"], self.objective
         n = len(real)
         z, labels = self.noise(n, real.device), self.random_labels(n, real.device)
+        logs: dict[str, torch.Tensor] = {}
         with frozen(D):
             with ctx.autocast():
-                fake_out = D(G(z, self.one_hot(labels)), self.one_hot(labels))
+                fake = G(z, self.one_hot(labels))
+                fake_out = D(fake, self.one_hot(labels))
                 real_out = self.needs.real_scores(lambda: D(real, self.one_hot(y_real)))
             loss = obj.g_loss(fake_out, real_out)
-            ctx.update("G", loss)
-        return {"g_loss": loss.detach()}
+            extra = self.extra_g_loss(ctx, fake, labels, logs)
+            ctx.update("G", loss if extra is None else loss + extra)
+        return {"g_loss": loss.detach(), **logs}
 
     def train_step(self, ctx: StepContext) -> dict[str, torch.Tensor | float]:
         sums: dict[str, torch.Tensor] = {}

@@ -16,5 +16,6 @@ from . import shared_latent  # noqa: F401  (registration)
 from . import lapgan  # noqa: F401  (registration)
 from . import resnet_gan  # noqa: F401  (registration)
 from . import progan  # noqa: F401  (registration)
+from . import biggan  # noqa: F401  (registration)
 
 __all__ = ["CONTEXT_KEYS", "NETWORKS", "architectures", "network_class", "register_network"]
