@@ -113,7 +113,7 @@ def test_linear_map_is_biggans_one_plus_linear_of_any_condition_vector():
     torch.manual_seed(0)
     cbn = ConditionalBatchNorm2d(5, cond_dim=7, kind="linear")
     x, cond = torch.randn(4, 5, 3, 3), torch.randn(4, 7)
-    assert torch.allclose(cbn(x, cond), bn_formula(x, torch.ones(4, 5), torch.zeros(4, 5)), atol=1e-5)  # starts as BN
+    assert torch.allclose(cbn(x, torch.zeros(4, 7)), bn_formula(x, torch.ones(4, 5), torch.zeros(4, 5)), atol=1e-5)
     with torch.no_grad():
         cbn.map.gain.weight.normal_()
         cbn.map.bias.weight.normal_()
@@ -122,6 +122,15 @@ def test_linear_map_is_biggans_one_plus_linear_of_any_condition_vector():
     assert torch.allclose(cbn(x, cond), bn_formula(x, gain, bias), atol=1e-5)
     with pytest.raises(ValueError, match=r"condition of shape \(4, 7\)"):
         cbn(x, cond[:, :3])
+
+
+def test_a_spectrally_normalised_generator_with_the_linear_map_is_finite():
+    # zero-initialised gain / bias maps have spectral norm 0: SN divided by it and every output was NaN
+    torch.manual_seed(0)
+    G = ResNetGenerator(latent_dim=16, image_size=16, channels=1, widths=[16, 8, 8], cond_dim=10,
+                             cond_norm="linear", spectral_norm=True)
+    out = G(torch.randn(4, 16), torch.eye(10)[:4])
+    assert out.shape == (4, 1, 16, 16) and torch.isfinite(out).all()
 
 
 # ------------------------------------------------------------------------------------------------ blocks, networks

@@ -12,9 +12,11 @@ How ``cond`` becomes (gain, bias) is the ``ConditionMap``:
   Beta to zeros: each class has its own BN gain and bias, the chainer ``CategoricalConditionalBatchNormalization``
   of Miyato & Koyama's code. Soft labels give the matching mixture. The tables are plain parameters, so
   ``apply_spectral_norm`` leaves them alone (the authors' code does not normalise them either).
-``LinearMap`` (BigGAN's form, for a later BigGAN: cond = [shared class embedding, latent chunk]): gain = 1 + W_g
-  cond, bias = W_b cond, two bias-free Linear layers initialised to zero so that the layer starts as plain BN
-  (gain 1, bias 0). They are ``nn.Linear``, so a spectrally normalised generator normalises them as BigGAN does.
+``LinearMap`` (BigGAN's form: cond = [shared class embedding, latent chunk]): gain = 1 + W_g cond, bias = W_b cond,
+  two bias-free Linear layers with orthogonal initial weights (BigGAN-PyTorch's ``G_init='ortho'`` pass reaches
+  them too). They are ``nn.Linear``, so a spectrally normalised generator normalises them as BigGAN does -- which
+  is why they may not start at zero: spectral norm divides W by its largest singular value, 0 for a zero matrix,
+  and the generator's output would be NaN from the first step.
 """
 from __future__ import annotations
 
@@ -42,14 +44,15 @@ class ClassTable(nn.Module):
 
 
 class LinearMap(nn.Module):
-    """(gain, bias) = (1 + W_g cond, W_b cond), W zero at start (BigGAN-PyTorch ``ccbn``)."""
+    """(gain, bias) = (1 + W_g cond, W_b cond), W orthogonal at start (BigGAN-PyTorch ``ccbn``; the module docstring
+    says why not zero)."""
 
     def __init__(self, cond_dim: int, num_features: int) -> None:
         super().__init__()
         self.gain = nn.Linear(cond_dim, num_features, bias=False)
         self.bias = nn.Linear(cond_dim, num_features, bias=False)
-        nn.init.zeros_(self.gain.weight)
-        nn.init.zeros_(self.bias.weight)
+        nn.init.orthogonal_(self.gain.weight)
+        nn.init.orthogonal_(self.bias.weight)
 
     def forward(self, cond: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         cond = cond.to(self.gain.weight.dtype)
