@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 from pathlib import Path
 from typing import Any
 
@@ -30,27 +29,14 @@ import torch
 
 import ganforge
 from ganforge.data import to_uint8
-from ganforge.metrics.evaluate import Samples, evaluate, load_reference, load_target, make_extractor
+from ganforge.metrics.evaluate import evaluate, load_target
 from ganforge.report import save_grid
 
-REF = "mnist5k?split=train"
-PSIS = (None, 1.0, 0.8, 0.6, 0.5, 0.4, 0.3)
-METRICS = ["fid", "pr", "classes"]
+from conditional_digits_common import METRICS, brief, domain_scorer, train_for, truncation_curve, truncation_rows
 
 
 def train(recipe: str, out: Path, seconds: float, overrides: dict[str, Any]) -> tuple[Path, dict[str, Any]]:
-    t0 = time.time()
-    run = ganforge.train(recipe, out=out, force=True, progress=False, time_limit_s=seconds,
-                         overrides={"train.threads": 1, **overrides},
-                         command=f"bench/resnet_gans.py ({recipe}, {seconds:.0f} s)")
-    wall = time.time() - t0
-    return run.run_dir, {"recipe": recipe, "steps": run.steps, "train_wall_s": round(wall, 1),
-                         "steps_per_s": round(run.steps / wall, 3)}
-
-
-def brief(r: dict[str, Any]) -> dict[str, Any]:
-    keys = ("fid", "precision", "recall", "modes", "confident_share", "label_accuracy")
-    return {k: round(r[k], 4) if isinstance(r.get(k), float) else r.get(k) for k in keys if k in r}
+    return train_for(recipe, out, seconds, overrides, "bench/resnet_gans.py")
 
 
 def part_sngan(args: argparse.Namespace, reference: Any, extractor: Any) -> dict[str, Any]:
@@ -65,28 +51,15 @@ def part_sngan(args: argparse.Namespace, reference: Any, extractor: Any) -> dict
     return rows
 
 
-def labelled_samples(model: Any, n: int, psi: float | None) -> Samples:
-    images, labels = model.sample_with_inputs(n, seed=123, labels=list(range(10)), per_row=n // 10, truncation=psi)
-    return Samples("image", to_uint8(images, model.value_range), labels, f"psi={psi}")
-
-
 def part_sagan(args: argparse.Namespace, reference: Any, extractor: Any) -> dict[str, Any]:
     if args.run_sagan:
         run_dir, facts = Path(args.run_sagan), {"recipe": "sagan-digits (given run)"}
     else:
         run_dir, facts = train("sagan-digits", args.out / "sagan-digits", args.seconds, {})
     model = ganforge.load(run_dir)
-    curve = {}
-    for psi in PSIS:
-        samples = labelled_samples(model, args.n, psi)
-        result = evaluate(samples, METRICS, reference=reference, extractor=extractor)
-        probs, _ = extractor.clf.predict(samples.data)
-        curve["none" if psi is None else str(psi)] = {**brief(result),
-                                                     "mean_confidence": round(float(probs.max(1).values.mean()), 4)}
-        print("psi", psi, curve["none" if psi is None else str(psi)], flush=True)
+    curve = truncation_curve(model, args.n, reference, extractor, "sagan-digits")
     # the grid: a row per psi (the same seeds and labels 0-9 in each row), then a latent walk per label
-    rows = [to_uint8(model.sample(10, seed=7, labels=list(range(10)), per_row=1, truncation=psi), model.value_range)
-            for psi in PSIS]
+    rows = truncation_rows(model)
     walk = to_uint8(model.sample(100, seed=7, labels=list(range(10)), per_row=10, interpolate=(1, 2)),
                     model.value_range)
     save_grid(torch.cat(rows + [walk]), args.out / "truncation.png", nrow=10, scale=2)
@@ -104,9 +77,7 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(1)
     args.out.mkdir(parents=True, exist_ok=True)
-    extractor = make_extractor("domain", REF, channels=1)
-    reference = load_reference(REF)
-    print(f"domain classifier held-out accuracy {extractor.info['test_accuracy']:.4f}", flush=True)
+    reference, extractor = domain_scorer()
     results: dict[str, Any] = {}
     if args.part in ("all", "sagan"):
         results.update(part_sagan(args, reference, extractor))
