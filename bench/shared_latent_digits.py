@@ -23,10 +23,8 @@ copy 0.254 in 1,500 steps). Not a test; run by hand, one at a time (one thread, 
 """
 from __future__ import annotations
 
-import argparse
 import itertools
 import json
-import time
 from pathlib import Path
 from typing import Any
 
@@ -35,12 +33,13 @@ import torch
 import ganforge
 from ganforge.algorithms.base import eval_mode
 from ganforge.build import build_algorithm
-from ganforge.config import parse_set
 from ganforge.data import load_source, to_model_range, to_uint8
 from ganforge.data.mnist5k import derive
 from ganforge.metrics.content import content_classifier, content_preservation
 from ganforge.metrics.paired import l1
 from ganforge.report import save_panels
+
+from translation_common import trained_or_given_run, translation_bench_arguments
 
 
 def query(spec: str, key: str) -> str | None:
@@ -73,29 +72,8 @@ def translate(algo: Any, nets: Any, images: torch.Tensor, src: int, dst: int, ba
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--recipe", default="unit-digits")
-    ap.add_argument("--steps", type=int, default=None, help="training steps (default: the recipe's)")
-    ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1: the machine is shared)")
-    ap.add_argument("--rows", type=int, default=20, help="digits in the grids (spread over the classes)")
-    ap.add_argument("--run", default=None, help="evaluate this finished run instead of training one")
-    ap.add_argument("--out", default=None, help="default runs/bench-RECIPE")
-    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
-    args = ap.parse_args()
-    out = Path(args.out or f"runs/bench-{args.recipe}")
-    torch.set_num_threads(args.threads)
-
-    overrides = {"train.threads": args.threads, **parse_set(args.set)}
-    if args.steps:
-        overrides["train.steps"] = args.steps
-    t0 = time.time()
-    if args.run is None:
-        run_dir = ganforge.train(args.recipe, out=out / "run", force=True, progress=False, overrides=overrides,
-                                 command=f"bench/shared_latent_digits.py --recipe {args.recipe} " +
-                                 " ".join(f"--set {s}" for s in args.set)).run_dir
-    else:
-        run_dir = Path(args.run)
-    wall = time.time() - t0
+    args = translation_bench_arguments(__doc__, "unit-digits", None).parse_args()
+    run_dir, out, wall = trained_or_given_run(args, "bench/shared_latent_digits.py")
     model = ganforge.load(run_dir)
     algo, nets = model.algorithm, model.nets
     initial = build_algorithm(model.config, model.info).nets           # the weights training started from

@@ -26,9 +26,7 @@ Not a test; run it by hand, e.g. (one thread, about 10 minutes; ``--run DIR`` ev
 """
 from __future__ import annotations
 
-import argparse
 import json
-import time
 from pathlib import Path
 from typing import Any, Callable
 
@@ -37,12 +35,13 @@ import torch
 import ganforge
 from ganforge.algorithms.base import eval_mode
 from ganforge.build import build_algorithm
-from ganforge.config import parse_set
 from ganforge.data import Dataset, load_source, to_model_range, to_uint8
 from ganforge.data.mnist5k import derive
 from ganforge.metrics.content import content_classifier, content_preservation
 from ganforge.metrics.domain import LeNet, to_unit, train_classifier
 from ganforge.report import save_panels
+
+from translation_common import trained_or_given_run, translation_bench_arguments
 
 Translator = Callable[[torch.Tensor, str], torch.Tensor]     # uint8 inputs, target domain -> uint8 outputs
 
@@ -96,29 +95,8 @@ def generator_translator(algorithm: Any, G: torch.nn.Module, value_range: tuple[
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--recipe", default="stargan-digits")
-    ap.add_argument("--steps", type=int, default=None, help="training steps (default: the recipe's)")
-    ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1: the machine is shared)")
-    ap.add_argument("--rows", type=int, default=20, help="digits in the grid (spread over the classes)")
-    ap.add_argument("--run", default=None, help="evaluate this finished run instead of training one")
-    ap.add_argument("--out", default="runs/bench-stargan")
-    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
-    args = ap.parse_args()
-    out = Path(args.out)
-    torch.set_num_threads(args.threads)
-
-    overrides = {"train.threads": args.threads, **parse_set(args.set)}
-    if args.steps:
-        overrides["train.steps"] = args.steps
-    t0 = time.time()
-    if args.run is None:
-        run_dir = ganforge.train(args.recipe, out=out / "run", force=True, progress=False, overrides=overrides,
-                                 command=f"bench/stargan_digits.py --recipe {args.recipe} " +
-                                 " ".join(f"--set {s}" for s in args.set)).run_dir
-    else:
-        run_dir = Path(args.run)
-    wall = time.time() - t0
+    args = translation_bench_arguments(__doc__, "stargan-digits", "runs/bench-stargan").parse_args()
+    run_dir, out, wall = trained_or_given_run(args, "bench/stargan_digits.py")
     model = ganforge.load(run_dir)
     algo, vr = model.algorithm, model.value_range
     domains = [algo.qualified(s, k) for s in algo.sets if not s.multi_label for k in range(s.size)]
