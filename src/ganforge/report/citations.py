@@ -49,12 +49,16 @@ def name_sources(text: str) -> str:
 
 FAMILIES = [
     ("image", "Unconditional image GANs: architectures and training techniques"),
+    ("architectures", "Architectures: ResNet, self-attention, BigGAN, Laplacian pyramid, progressive and style-based"),
     ("objectives", "Objectives and regularizers on MNIST digits"),
     ("toy", "2-D toy mixtures (mode coverage; toy:ring8, toy:grid25)"),
     ("conditional", "Conditional on class labels (and semi-supervised)"),
     ("disentangled", "Disentangled and stacked representations"),
     ("translation", "Image-to-image translation and super-resolution (paired, unpaired, multi-domain)"),
 ]
+# The architecture family (issue 13): recipes of these algorithms or generator architectures, conditional or not.
+ARCHITECTURE_ALGORITHMS = ("biggan", "s3gan", "lapgan", "progan", "stylegan")
+ARCHITECTURE_NETWORKS = ("sngan-resnet", "sagan", "biggan", "lapgan", "progan", "stylegan")
 # Families that translate images (samples_from_data): their recipes are listed together whatever their objective.
 TRANSLATION_ALGORITHMS = ("pix2pix", "cyclegan", "srgan", "stargan", "cogan", "unit", "combogan", "xgan")
 
@@ -64,9 +68,12 @@ def _name(section: Any, key: str = "name") -> str:
 
 
 def recipe_family(raw: dict[str, Any]) -> str:
-    """The family of a raw recipe: the algorithm decides conditional and disentangled ones, the data the toy
+    """The family of a raw recipe: the algorithm (or generator) decides architecture, conditional and disentangled ones, the data the toy
     ones; an adversarial image recipe that changes the loss or constrains D belongs with the objectives."""
     algorithm = _name(raw.get("algorithm", "adversarial"))
+    generator = (raw.get("networks") or {}).get("G")
+    if algorithm in ARCHITECTURE_ALGORITHMS or _name(generator, "arch") in ARCHITECTURE_NETWORKS:
+        return "architectures"
     if algorithm in ("infogan", "stackedgan"):
         return "disentangled"
     if algorithm in ("conditional", "acgan", "triplegan"):
