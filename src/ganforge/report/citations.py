@@ -68,8 +68,9 @@ def _name(section: Any, key: str = "name") -> str:
 
 
 def recipe_family(raw: dict[str, Any]) -> str:
-    """The family of a raw recipe: the algorithm (or generator) decides architecture, conditional and disentangled ones, the data the toy
-    ones; an adversarial image recipe that changes the loss or constrains D belongs with the objectives."""
+    """The family of a raw recipe: the algorithm (or the generator's architecture) decides architecture, conditional
+    and disentangled ones, the data the toy ones; an adversarial image recipe that changes the loss or constrains D
+    belongs with the objectives."""
     algorithm = _name(raw.get("algorithm", "adversarial"))
     generator = (raw.get("networks") or {}).get("G")
     if algorithm in ARCHITECTURE_ALGORITHMS or _name(generator, "arch") in ARCHITECTURE_NETWORKS:
