@@ -100,7 +100,16 @@ def _parser() -> argparse.ArgumentParser:
     sa.add_argument("--share-noise", action="store_true",
                     help="the same noise down each column: 'same style, other digit' with --labels")
     sa.add_argument("--truncation", type=float, metavar="PSI", help="Gaussian latents: resample every z component "
-                    "beyond PSI std (BigGAN's truncation trick; lower: typical samples, less variety)")
+                    "beyond PSI std (BigGAN's truncation trick; lower: typical samples, less variety); StyleGAN: "
+                    "w_avg + PSI (w - w_avg) in W (e.g. 0.7)")
+    sa.add_argument("--truncation-cutoff", type=int, metavar="K", help="StyleGAN: truncate the style layers below K "
+                    "only (default the recipe's, the paper's 8)")
+    sa.add_argument("--mix", type=int, nargs="?", const=5, metavar="K", help="StyleGAN: a style-mixing grid of "
+                    "(K+1) x (K+1) (K default 5): coarse styles from the left column, fine from the top row")
+    sa.add_argument("--mix-cutoff", type=int, metavar="K", help="StyleGAN --mix: the layers below K take the row's "
+                    "styles (default 4: 4x4 and 8x8, the paper's coarse styles)")
+    sa.add_argument("--noise-seed", type=int, metavar="S", help="StyleGAN: one fixed per-layer noise image from seed "
+                    "S for every sample")
     sa.add_argument("--interpolate", metavar="A:B", help="a latent walk from seed A's z to seed B's (slerp for "
                     "Gaussian z): a row of --n frames (default 10), or a row per class with --labels")
     sa.add_argument("--no-ema", action="store_true", help="use the raw generator even if the run kept an EMA copy")
@@ -413,8 +422,13 @@ def cmd_sample(args: argparse.Namespace) -> int:
         raise ConfigError(f"--n must be >= 1, got {args.n}")
     from .algorithms.controls import parse_code, parse_fix, parse_labels
     from .algorithms.latent_walk import parse_interpolate
-    if args.truncation is not None and not args.truncation > 0:
-        raise ConfigError(f"--truncation must be > 0 (e.g. 0.5), got {args.truncation}")
+    import math
+    if args.truncation is not None and not math.isfinite(args.truncation):   # > 0 for Gaussian z: latent_walk.py
+        raise ConfigError(f"--truncation must be a finite number (e.g. 0.5), got {args.truncation}")
+    if args.mix is not None and (args.labels or args.code or args.stage or args.interpolate):
+        raise ConfigError("--mix makes its own grid; leave out --labels, --code, --stage and --interpolate")
+    if args.mix is not None and not 1 <= args.mix <= 30:
+        raise ConfigError(f"--mix K takes 1 to 30 sources per side, got {args.mix}")
     walk = parse_interpolate(args.interpolate) if args.interpolate is not None else None
     controls = {"label": args.label,
                 "labels": parse_labels(args.labels) if args.labels else None,
@@ -427,11 +441,17 @@ def cmd_sample(args: argparse.Namespace) -> int:
         raise ConfigError(f"--per-row must be >= 1, got {args.per_row}")
     one_walk = walk is not None and not (controls["labels"] or args.per_row)     # a single row of frames
     n = sample_count(WALK_FRAMES if one_walk and args.n is None else args.n, controls, args)
+    if args.mix is not None and args.n is None:
+        from .algorithms.latent_walk import mix_grid_size
+        n = mix_grid_size(args.mix)
+    w_space = {"truncation_cutoff": args.truncation_cutoff, "mix": args.mix, "mix_cutoff": args.mix_cutoff,
+               "noise_seed": args.noise_seed}
     model = load(args.run_dir, device=args.device, use_ema=not args.no_ema, step=args.checkpoint)
     samples, labels = model.sample_with_inputs(n, seed=args.seed, truncation=args.truncation, interpolate=walk,
-                                               **controls)
+                                               **w_space, **controls)
     layout = controls["labels"] or controls["traverse"] or controls["stage"] or args.per_row
     nrow = args.nrow or (n if one_walk else min(n, args.per_row or 10) if layout else None)
+    nrow = args.nrow or args.mix + 1 if args.mix is not None else nrow
     out.parent.mkdir(parents=True, exist_ok=True)
     if model.value_range is None:  # vector data
         if out.suffix == ".png":

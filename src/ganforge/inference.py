@@ -43,7 +43,9 @@ class Model:
     @torch.no_grad()
     def sample(self, n: int, seed: int = 0, batch_size: int = 500, **controls: Any) -> torch.Tensor:
         """``n`` samples as the model outputs them (images in its value range, NCHW), on the CPU. Besides the
-        family's controls: ``truncation=PSI`` (Gaussian z resampled into [-PSI, PSI] std) and ``interpolate=(A, B)``
+        family's controls: ``truncation=PSI`` (Gaussian z resampled into [-PSI, PSI] std; in W for StyleGAN, with
+        ``truncation_cutoff``, ``mix=K``, ``mix_cutoff``, ``noise_seed``: ``algorithms/latent_walk.py``) and
+        ``interpolate=(A, B)``
         (a walk from seed A's z to seed B's, a row of n frames, or of ``per_row`` with ``labels``)."""
         return self.sample_with_inputs(n, seed, batch_size, **controls)[0]
 
@@ -54,18 +56,21 @@ class Model:
             raise ConfigError(f"number of samples must be >= 1, got {n}")
         gen = torch.Generator().manual_seed(seed)
         controls = {k: v for k, v in controls.items() if v is not None}
-        # truncation / interpolate change the noise z any family draws (algorithms/latent_walk.py)
-        latent = {k: controls.pop(k) for k in ("truncation", "interpolate") if k in controls}
+        # truncation / interpolate change the noise z any family draws; a W-space generator (StyleGAN) also takes
+        # truncation_cutoff, mix, mix_cutoff, noise_seed (algorithms/latent_walk.py)
+        from .algorithms.latent_walk import W_SPACE_CONTROLS, apply_latent_controls, fixed_noise
+        latent = {k: controls.pop(k) for k in ("truncation", "interpolate", *W_SPACE_CONTROLS) if k in controls}
         inputs = self.algorithm.sample_inputs(n, gen, self.device, **controls)
+        net = self.nets.get(self.algorithm.sampling_network)
         if latent:
             from .algorithms.controls import per_row
-            from .algorithms.latent_walk import apply_latent_controls
             frames = per_row(n, controls) if controls.get("labels") or controls.get("per_row") else n
-            inputs = apply_latent_controls(self.algorithm, inputs, n, gen, frames=frames, **latent)
+            inputs = apply_latent_controls(self.algorithm, inputs, n, gen, frames=frames, net=net, **latent)
         outs, labels = [], self.algorithm.sample_labels(inputs)
-        for i in range(0, n, batch_size):
-            part = {k: v[i:i + batch_size] for k, v in inputs.items()}
-            outs.append(self.algorithm.generate(part, self.nets).float().cpu())
+        with fixed_noise(net, latent.get("noise_seed")):
+            for i in range(0, n, batch_size):
+                part = {k: v[i:i + batch_size] for k, v in inputs.items()}
+                outs.append(self.algorithm.generate(part, self.nets).float().cpu())
         return torch.cat(outs), None if labels is None else labels.cpu()
 
     def input_shape(self, **controls: Any) -> tuple[int, ...]:
