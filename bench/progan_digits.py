@@ -29,6 +29,8 @@ from ganforge.config import load_config, parse_set
 from ganforge.data import load_source, prepare
 from ganforge.metrics.evaluate import Samples, evaluate, load_reference, load_target, make_extractor
 
+from baseline_common import markdown_table, timed_train
+
 METRICS = ["fid", "kid", "pr", "classes"]
 COLUMNS = [("fid", "FID"), ("kid", "KID"), ("precision", "prec"), ("recall", "recall"), ("modes", "modes"),
            ("kl_uniform", "KL(cls||U)"), ("confident_share", "conf")]
@@ -36,18 +38,11 @@ HELD_OUT = {"progan-digits": "mnist5k?split=test", "progan-colour": "photos?size
 
 
 def table(rows: dict[str, dict[str, Any]]) -> str:
-    lines = ["| samples | " + " | ".join(c[1] for c in COLUMNS) + " |", "|" + "---|" * (len(COLUMNS) + 1)]
-    for name, r in rows.items():
-        cells = [f"{r[k]:.4g}" if isinstance(r.get(k), float) else str(r.get(k, "-")) for k, _ in COLUMNS]
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    return markdown_table(rows, COLUMNS)
 
 
 def train(recipe: str, out: Path, overrides: dict[str, Any]) -> tuple[Path, float, int]:
-    t0 = time.time()
-    run = ganforge.train(recipe, out=out, force=True, overrides=overrides, progress="log",
-                         command=f"bench/progan_digits.py ({recipe})")
-    return run.run_dir, time.time() - t0, run.steps
+    return timed_train(recipe, out, overrides, "bench/progan_digits.py")
 
 
 def main() -> None:

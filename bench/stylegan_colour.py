@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +31,8 @@ from ganforge.inference import load
 from ganforge.metrics.evaluate import Samples, evaluate, load_reference, load_target, make_extractor
 from ganforge.report import save_grid
 
+from baseline_common import markdown_table, timed_train
+
 METRICS = ["fid", "kid", "pr", "classes"]
 COLUMNS = [("fid", "FID"), ("kid", "KID"), ("precision", "prec"), ("recall", "recall"), ("modes", "modes"),
            ("confident_share", "conf"), ("train_s", "train s"), ("steps", "steps"), ("s_per_step", "s/step")]
@@ -40,18 +41,11 @@ TRUNCATION_ROWS = (1.0, 0.85, 0.7, 0.5, 0.3, 0.0)
 
 
 def table(rows: dict[str, dict[str, Any]]) -> str:
-    lines = ["| samples | " + " | ".join(c[1] for c in COLUMNS) + " |", "|" + "---|" * (len(COLUMNS) + 1)]
-    for name, r in rows.items():
-        cells = [f"{r[k]:.4g}" if isinstance(r.get(k), float) else str(r.get(k, "-")) for k, _ in COLUMNS]
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    return markdown_table(rows, COLUMNS)
 
 
 def train(recipe: str, out: Path, overrides: dict[str, Any]) -> tuple[Path, float, int]:
-    t0 = time.time()
-    run = ganforge.train(recipe, out=out, force=True, overrides=overrides, progress="log",
-                         command=f"bench/stylegan_colour.py ({recipe})")
-    return run.run_dir, time.time() - t0, run.steps
+    return timed_train(recipe, out, overrides, "bench/stylegan_colour.py")
 
 
 def main() -> None:
