@@ -39,7 +39,7 @@ import torch.nn.functional as F
 from ..errors import ConfigError
 from ..nn.self_attention import AttentionForm, SelfAttention
 from ..nn.spectral import apply_spectral_norm
-from .common import GeneratorBase, OutputActivation, check_image_size, check_widths, output_activation
+from .common import GeneratorBase, OutputActivation, output_activation, up_block_count
 from .registry import register_network
 from .resnet_gan import ResNetDiscriminator, UpBlock, _attention_at
 
@@ -77,11 +77,7 @@ class BigGANGenerator(GeneratorBase):
         conditional algorithms hand G). ``hierarchical: false``: all of z to the first layer, the blocks' BN get
         the shared embedding only (the paper's ablation rows without "Hier.")."""
         super().__init__()
-        check_widths(widths, "networks.G.widths")
-        blocks = len(widths) - 1
-        if blocks < 1:
-            raise ConfigError(f"networks.G.widths needs the start width and at least one up-block's, got {list(widths)}")
-        check_image_size(image_size, 2 ** blocks, "biggan", minimum=2 ** (blocks + 1))
+        blocks = up_block_count(widths, image_size, "biggan", "networks.G.widths")
         if cond_dim < 1:
             raise ConfigError("the biggan generator is class-conditional: use algorithm.name=biggan (or s3gan, "
                               "conditional) on labelled data")

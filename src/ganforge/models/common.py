@@ -41,6 +41,17 @@ def check_image_size(image_size: int, multiple: int, arch: str, minimum: int = 0
                           f"{image_size}; use --set data.image_size={ok[0]}" + (f" (or {ok[1]})" if len(ok) > 1 else ""))
 
 
+def up_block_count(widths: Sequence[int], image_size: int, arch: str, where: str = "networks.G.widths") -> int:
+    """Up-blocks of a generator that starts from a (image_size / 2^blocks)-px map, ``widths`` = the start map's
+    channels then each up-block's (the ResNet generators: SNGAN, SAGAN, BigGAN); checked in one line each."""
+    check_widths(widths, where)
+    blocks = len(widths) - 1
+    if blocks < 1:
+        raise ConfigError(f"{where} needs the start width and at least one up-block's, got {list(widths)}")
+    check_image_size(image_size, 2 ** blocks, arch, minimum=2 ** (blocks + 1))
+    return blocks
+
+
 class GeneratorBase(nn.Module):
     """What every generator tells the rest of the library: its latent size and output value range."""
 

@@ -41,7 +41,8 @@ from ..errors import ConfigError
 from ..nn.conditional_norm import ConditionalBatchNorm2d, ConditionKind
 from ..nn.self_attention import AttentionForm, SelfAttention
 from ..nn.spectral import apply_spectral_norm
-from .common import GeneratorBase, OutputActivation, check_image_size, check_widths, output_activation
+from .common import (GeneratorBase, OutputActivation, check_image_size, check_widths, output_activation,
+                     up_block_count)
 from .registry import register_network
 
 SNGAN = ("Miyato et al. 2018 (SNGAN) ResNet for 32 px (appendix B.4), as torch-mimicry's sngan_32; options: SAGAN "
@@ -139,11 +140,7 @@ class ResNetGenerator(GeneratorBase):
         the start side). ``cond_norm``: how conditional BN makes its gains from the label (``table``: one per
         class, SNGAN-projection/SAGAN; ``linear``: BigGAN's linear map)."""
         super().__init__()
-        check_widths(widths, "widths")
-        blocks = len(widths) - 1
-        if blocks < 1:
-            raise ConfigError(f"widths needs the start width and at least one up-block's, got {list(widths)}")
-        check_image_size(image_size, 2 ** blocks, "sngan-resnet", minimum=2 ** (blocks + 1))
+        blocks = up_block_count(widths, image_size, "sngan-resnet", "widths")
         if cond_input not in ("bn", "concat"):
             raise ConfigError(f"cond_input must be bn (conditional BatchNorm) or concat (joined to z), got {cond_input!r}")
         self.latent_dim, self.out_activation, self.cond_dim = latent_dim, out_activation, cond_dim
