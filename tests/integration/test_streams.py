@@ -218,3 +218,17 @@ def test_a_stream_of_another_kind_than_the_main_data_is_refused(toy, tmp_path):
     with pytest.raises(DataError, match="data.streams.b: data source toy:ring8 holds vectors but the main data "
                                         "test-pairs:1 images"):
         build(load_config(recipe, over))
+
+
+def test_a_configured_stream_the_algorithm_never_draws_is_one_warning(toy, tmp_path, caplog):
+    recipe, over = _config(tmp_path)
+    over["data.streams.extra.source"] = "test-pairs:4"          # the toy translator draws main and b only
+    with caplog.at_level("WARNING", logger="ganforge.train.trainer"):
+        ganforge.train(recipe, steps=50, out=tmp_path / "r", progress=False, overrides=over)
+    warned = [r.getMessage() for r in caplog.records if "never drew" in r.getMessage()]
+    assert warned == ["ganforge: warning: data.streams.extra is configured but algorithm 'test-translate' "
+                      "never drew from it in 50 steps (it drew from main, b); remove it, or check the stream's name"]
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="ganforge.train.trainer"):   # every configured stream drawn: silent
+        ganforge.train(recipe, steps=50, out=tmp_path / "r2", progress=False, overrides=_config(tmp_path)[1])
+    assert not [r for r in caplog.records if "never drew" in r.getMessage()]

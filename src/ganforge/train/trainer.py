@@ -87,6 +87,7 @@ from .ema import EMA
 
 
 log = logging.getLogger(__name__)
+UNUSED_STREAM_STEPS = 50   # steps of a run after which a configured stream never drawn is warned about
 
 
 class TrainingInterrupted(Exception):
@@ -425,6 +426,7 @@ class Trainer:
         # trained on, only its fixed batch (below) is used.
         self.streams: dict[str, tuple[torch.Tensor, torch.Tensor | None, dict[str, torch.Tensor]]] = {}
         self.stream_samplers: dict[str, BatchSampler] = {}
+        self.drawn_streams: set[str] = set()   # the data.streams the algorithm has drawn from in this process
         for name, sc in cfg.data.stream_configs().items():
             if name == HELD_OUT:
                 continue
@@ -508,8 +510,21 @@ class Trainer:
             raise KeyError(f"algorithm '{self.algorithm.name}' drew from data stream {stream!r}, which this run "
                            f"does not sample{why}; it samples {have} (declare it in Algorithm.streams)")
         x, y, fields = self.streams[stream]
+        self.drawn_streams.add(stream)
         idx = self.stream_samplers[stream].next().to(self.device)
         return make_batch(x, y, fields, idx, self.value_range, self.cfg.train.channels_last)
+
+    def warn_unused_streams(self, steps: int) -> None:
+        """One line for each configured data stream the algorithm never drew from in ``steps`` steps of this process
+        (at least UNUSED_STREAM_STEPS: a family that draws some streams at random steps, ComboGAN's domain pairs,
+        has drawn each by then): loaded for nothing, most often a stream name the algorithm does not use."""
+        unused = [name for name in self.streams if name not in self.drawn_streams]
+        if steps >= UNUSED_STREAM_STEPS and unused:
+            drawn = ", ".join(["main", *sorted(self.drawn_streams)])
+            for name in unused:
+                log.warning(f"ganforge: warning: data.streams.{name} is configured but algorithm "
+                            f"'{self.algorithm.name}' never drew from it in {steps} steps (it drew from {drawn}); "
+                            f"remove it, or check the stream's name")
 
     def _streamed_batch(self) -> Batch:
         """The main stream's next batch from the DataLoader: the same rows, and through ``make_batch`` the same
@@ -933,7 +948,7 @@ class Trainer:
         progress = Progress(self.progress, self.cfg.name, tc.steps, self.step, tc.time_limit_s)
         last: dict[str, Any] = {}
         t_start = t_last = progress.t_start
-        steps_last = self.step
+        steps_last = steps_at_start = self.step
         self.stopped_by_time = False
         try:
             if self.step == 0:
@@ -995,6 +1010,7 @@ class Trainer:
             self.save()
             if self.is_main:
                 write_report(self.run_dir)
+                self.warn_unused_streams(self.step - steps_at_start)
             self.dist.barrier()    # all ranks leave together, after rank 0 has written everything
         finally:
             progress.close()
