@@ -92,7 +92,7 @@ def test_orthogonal_term_is_the_biggan_formula_of_the_listed_networks_only():
     nets = {"G": nn.Sequential(nn.Linear(3, 4), nn.Conv2d(2, 3, 3)), "D": nn.Linear(3, 2)}
     reg = parse_regularize({"orthogonal": {"G": 1e-2}}, ROLES, "x")
     term = reg.parameter_terms(nets)
-    assert float(term) == pytest.approx(float(orthogonal_regularization(nets["G"], 1e-2)), rel=1e-6)
+    assert float(term.detach()) == pytest.approx(float(orthogonal_regularization(nets["G"], 1e-2).detach()), rel=1e-6)
     assert set(reg.logs) == {"ortho_G"} and reg.parameter_terms({"D": nets["D"]}) is None
 
 
@@ -194,4 +194,4 @@ def test_gradient_penalty_reuse_matches_the_wgan_gp_helper():
     got = SamplePenalty("dragan", 1.0, c=0.5)(D, real, real, None)
     torch.manual_seed(3)
     noisy = real + 0.5 * real.std() * torch.rand(real.shape)
-    assert float(got) == pytest.approx(float(gradient_penalty(D, real, noisy)), rel=1e-6)
+    assert float(got.detach()) == pytest.approx(float(gradient_penalty(D, real, noisy).detach()), rel=1e-6)
