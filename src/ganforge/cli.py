@@ -30,6 +30,7 @@ EPILOG = """examples:
   ganforge info runs/dcgan
   ganforge translate runs/pix2pix --input my_sketches/ --out translated/
   ganforge translate runs/cyclegan --input test.npz --out out.npz --direction BtoA
+  ganforge encode runs/bigan --input digits/ --out codes.npz
 """
 
 
@@ -193,6 +194,20 @@ def _parser() -> argparse.ArgumentParser:
     tl.add_argument("--no-ema", action="store_true", help="use the raw networks even if the run kept an EMA copy")
     tl.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     tl.add_argument("--checkpoint", metavar="STEP|PATH", help="translate with this checkpoint (a step the run kept, "
+                    "or a checkpoint directory) instead of the newest")
+
+    en = sub.add_parser("encode", help="encode your images into a trained encoder's codes (BiGAN, ALI)",
+                        description="Map images to their codes E(x) with a run of a family that learns an encoder "
+                                    "(BiGAN, ALI: a stochastic encoder's mean): an image file, a folder of images or a "
+                                    ".npz (arr_0 uint8 NHWC), resized and channel-adapted as for translate. Writes a "
+                                    ".npz: arr_0 float32 N x latent_dim in the inputs' order, names the inputs' names.")
+    en.add_argument("run_dir", help="a run directory of an encoder family")
+    en.add_argument("--input", required=True, metavar="FILE|DIR|NPZ", help="the images to encode")
+    en.add_argument("--out", required=True, metavar="NPZ", help="a .npz for the codes")
+    en.add_argument("--batch-size", type=int, default=256, metavar="B", help="images per forward pass (default 256)")
+    en.add_argument("--no-ema", action="store_true", help="use the raw networks even if the run kept an EMA copy")
+    en.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    en.add_argument("--checkpoint", metavar="STEP|PATH", help="encode with this checkpoint (a step the run kept, "
                     "or a checkpoint directory) instead of the newest")
 
     inf = sub.add_parser("info", help="summarise a run directory", description="Show what a run is, how far it got, "
@@ -559,6 +574,38 @@ def cmd_translate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_encode(args: argparse.Namespace) -> int:
+    import numpy as np
+    import torch
+    from .api import load
+    from .errors import ConfigError
+    from .translate_io import fit_channels, read_inputs, resize
+    if args.batch_size < 1:
+        raise ConfigError(f"--batch-size must be >= 1, got {args.batch_size}")
+    out = Path(args.out).expanduser()
+    if out.suffix.lower() != ".npz" or out.is_dir():
+        raise ConfigError(f"--out {out}: codes are written as a .npz (arr_0 float32 N x latent_dim); give a .npz name")
+    inputs = read_inputs(args.input)
+    model = load(args.run_dir, device=args.device, use_ema=not args.no_ema, step=args.checkpoint)
+    channels, height, width = model.encoder_input_shape()
+    images = [resize(fit_channels(im, channels), height, width) for im in inputs.images]
+    batch = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).contiguous()
+    codes = model.encode(batch, batch_size=args.batch_size).numpy().astype(np.float32)
+    converted = sum(im.shape[-1] != channels for im in inputs.images)
+    other_size = sum(im.shape[:2] != (height, width) for im in inputs.images)
+    if converted:
+        print(f"converted {converted} of {len(images)} images to the model's {channels} channel(s)")
+    if other_size:
+        print(f"resized {other_size} of {len(images)} images to the model's {height}x{width} input (bicubic)")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.stem + ".tmp.npz")
+    np.savez(tmp, arr_0=codes, names=np.array(inputs.names))
+    tmp.replace(out)
+    print(f"encoded {len(codes)} images with {model.config.name} (step {model.step}) to {out} (arr_0 float32 "
+          f"{codes.shape[0]} x {codes.shape[1]})")
+    return 0
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     from .errors import ConfigError
     from .metrics.evaluate import evaluate, format_table, is_run_dir, load_target, parse_metrics
@@ -813,7 +860,7 @@ def cmd_data(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"list": cmd_list, "train": cmd_train, "sample": cmd_sample, "translate": cmd_translate, "eval": cmd_eval, "info": cmd_info,
+COMMANDS = {"list": cmd_list, "train": cmd_train, "sample": cmd_sample, "translate": cmd_translate, "encode": cmd_encode, "eval": cmd_eval, "info": cmd_info,
             "data": cmd_data}
 
 

@@ -116,6 +116,27 @@ class Model:
                 outs.append(to_uint8(y.float(), self.value_range).cpu())
         return torch.cat(outs)
 
+    def encoder_input_shape(self) -> tuple[int, ...]:
+        """C x H x W of the images ``encode`` takes; a family without an encoder refuses in one line."""
+        from .algorithms.base import Algorithm
+        if type(self.algorithm).encode is Algorithm.encode:
+            self.algorithm.encode(torch.zeros(0))   # raises the family's one-line refusal
+        return tuple(self.algorithm.translation_input_shape())
+
+    @torch.no_grad()
+    def encode(self, images: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
+        """uint8 N x C x H x W images at ``input_shape()`` -> their codes E(x), float32 N x latent_dim on the CPU (a
+        stochastic encoder's posterior mean). Families without an encoder refuse in one line (``Algorithm.encode``)."""
+        from .data import to_model_range
+        shape = self.encoder_input_shape()
+        if images.dtype != torch.uint8 or tuple(images.shape[1:]) != shape:
+            raise ConfigError(f"encode takes uint8 N x {' x '.join(map(str, shape))} images, got {images.dtype} "
+                              f"{list(images.shape)}")
+        codes = [self.algorithm.encode(to_model_range(images[i:i + batch_size].to(self.device), self.value_range),
+                                       self.nets).float().cpu()
+                 for i in range(0, len(images), batch_size)]
+        return torch.cat(codes) if codes else torch.zeros(0)
+
     def images(self, n: int, seed: int = 0, **controls: Any) -> np.ndarray:
         """uint8 N x H x W x C images (the layout FID tools read)."""
         if self.value_range is None:

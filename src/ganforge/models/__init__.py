@@ -18,5 +18,6 @@ from . import resnet_gan  # noqa: F401  (registration)
 from . import progan  # noqa: F401  (registration)
 from . import biggan  # noqa: F401  (registration)
 from . import stylegan  # noqa: F401  (registration)
+from . import bigan  # noqa: F401  (registration)
 
 __all__ = ["CONTEXT_KEYS", "NETWORKS", "architectures", "network_class", "register_network"]
