@@ -327,6 +327,14 @@ SAMPLE_CASES = [
     (["--out", "{tmp}/grid.png", "--n", str(10**6)], "(write a .npz for more)"),
     (["--out", "{tmp}/grid.png", "--checkpoint", "3"], "no checkpoint at step 3"),
     (["--out", "{tmp}/grid.png", "--checkpoint", "{tmp}/file.txt"], "file.txt"),
+    # session 7's sampling controls: truncation, latent walks and StyleGAN's W-space flags on a model without one
+    (["--out", "{tmp}/grid.png", "--truncation", "0"], "--truncation must be > 0"),
+    (["--out", "{tmp}/grid.png", "--truncation", "nan"], "--truncation must be a finite number"),
+    (["--out", "{tmp}/grid.png", "--interpolate", "3"], "--interpolate expects two seeds A:B"),
+    (["--out", "{tmp}/grid.png", "--mix", "2"], "--mix works on a generator with a W space"),
+    (["--out", "{tmp}/grid.png", "--mix-cutoff", "2"], "--mix-cutoff works on a generator with a W space"),
+    (["--out", "{tmp}/grid.png", "--noise-seed", "1"], "--noise-seed works on a generator with a W space"),
+    (["--out", "{tmp}/grid.png", "--truncation-cutoff", "2"], "--truncation-cutoff works on a generator with a W"),
 ]
 if Path("/proc/self").is_dir():   # Linux: /proc takes no new files, even for root
     SAMPLE_CASES.append((["--out", "/proc/x.png"], "cannot write --out /proc/x.png"))
@@ -340,6 +348,47 @@ def test_bad_sample_arguments(toy_run, args, fragment, tmp_path, capsys):
     code, _, err = run_cli(["sample", toy_run, *[a.format(tmp=tmp_path) for a in args]], capsys)
     assert_refused(code, err, fragment)
     assert snapshot(tmp_path) == before and snapshot(toy_run) == run_before   # not even the writability probe
+
+
+# ----------------------------------------------------------------------------------------------- encode
+ENCODE_CASES = [
+    (["--input", "{tmp}/file.txt", "--out", "{tmp}/z.npz"], "--input {tmp}/file.txt: use an image file"),
+    (["--input", "{tmp}/nothere", "--out", "{tmp}/z.npz"], "does not exist; give an image file"),
+    (["--input", "{tmp}/imgs.npz", "--out", "{tmp}/z.png"], "codes are written as a .npz"),
+    (["--input", "{tmp}/imgs.npz", "--out", "{tmp}/z.npz"], "has no encoder; ganforge encode takes a run of"),
+]
+
+
+@pytest.mark.parametrize("args, fragment", ENCODE_CASES)
+def test_bad_encode_arguments(toy_run, args, fragment, tmp_path, capsys):
+    (tmp_path / "file.txt").write_text("not an image\n")
+    np.savez(tmp_path / "imgs.npz", np.zeros((2, 28, 28, 1), np.uint8))
+    before, run_before = snapshot(tmp_path), snapshot(toy_run)
+    code, _, err = run_cli(["encode", toy_run, *[a.format(tmp=tmp_path) for a in args]], capsys)
+    assert_refused(code, err, fragment.format(tmp=tmp_path))
+    assert snapshot(tmp_path) == before and snapshot(toy_run) == run_before
+
+
+# Session 7's recipe keys and data settings, each refused before a run directory exists.
+RECIPE_CASES = [
+    ("gan-toy", ["--data", "mnist5k?sr=4", "--set", "data.image_size=30"], "must be a multiple of the low-resolution"),
+    ("wgan-gp-toy", ["--set", "objective.drift=-1"], "objective.drift must be >= 0"),
+    ("stargan-digits-two-sets", ["--set", "algorithm.datasets=[{{stream: main, domains: [plain, negative]}}]"],
+     "algorithm.datasets lists two or more datasets"),
+    ("progan-digits", ["--set", "data.image_size=28"], "must be a power of two >= 4, got 28"),
+    ("sngan-resnet-digits", ["--set", "data.image_size=28"], "--set data.image_size=24 (or 32)"),
+    ("srgan-digits", ["--set", "algorithm.content=vgg54", "--set", "algorithm.vgg_weights={tmp}/file.txt"],
+     "cannot read VGG19 weights"),
+]
+
+
+@pytest.mark.parametrize("recipe, args, fragment", RECIPE_CASES)
+def test_bad_settings_of_the_new_families(recipe, args, fragment, tmp_path, capsys):
+    (tmp_path / "file.txt").write_text("not weights\n")
+    code, _, err = run_cli(["train", recipe, "--steps", "1", "--no-progress", *[a.format(tmp=tmp_path) for a in args],
+                            "--out", tmp_path / "out"], capsys)
+    assert_refused(code, err, fragment)
+    assert not (tmp_path / "out").exists()
 
 
 # ----------------------------------------------------------------------------------------------- eval
