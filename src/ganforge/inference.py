@@ -45,8 +45,8 @@ class Model:
         """``n`` samples as the model outputs them (images in its value range, NCHW), on the CPU. Besides the
         family's controls: ``truncation=PSI`` (Gaussian z resampled into [-PSI, PSI] std; in W for StyleGAN, with
         ``truncation_cutoff``, ``mix=K``, ``mix_cutoff``, ``noise_seed``: ``algorithms/latent_walk.py``) and
-        ``interpolate=(A, B)``
-        (a walk from seed A's z to seed B's, a row of n frames, or of ``per_row`` with ``labels``)."""
+        ``interpolate=(A, B)`` (a walk from seed A's z to seed B's, a row of n frames, or of ``per_row`` with
+        ``labels``)."""
         return self.sample_with_inputs(n, seed, batch_size, **controls)[0]
 
     @torch.no_grad()
@@ -98,13 +98,14 @@ class Model:
         controls = {k: v for k, v in controls.items() if v is not None}
         self._check_translates(controls)
         shape = tuple(self.algorithm.translation_input_shape(**controls))
-        multiple = self.algorithm.translation_size_multiple()
-        if multiple is not None and images.dtype == torch.uint8 and images.ndim == 4 and images.shape[1] == shape[0]:
-            if images.shape[2] % multiple or images.shape[3] % multiple:
-                raise ConfigError(f"this model translates images whose sides are multiples of {multiple}, got "
-                                  f"{images.shape[2]} x {images.shape[3]}")
-        elif images.dtype != torch.uint8 or tuple(images.shape[1:]) != shape:
-            sides = " x ".join(map(str, shape[1:])) if multiple is None else "H x W"
+        multiple = self.algorithm.translation_size_multiple()   # None: the input shape only; k: any sides k | H, W
+        if multiple is None:
+            fits = images.ndim == 4 and tuple(images.shape[1:]) == shape
+        else:
+            fits = images.ndim == 4 and images.shape[1] == shape[0] and not (images.shape[2] % multiple or
+                                                                            images.shape[3] % multiple)
+        if images.dtype != torch.uint8 or not fits:
+            sides = " x ".join(map(str, shape[1:])) if multiple is None else f"H x W (multiples of {multiple})"
             raise ConfigError(f"translate takes uint8 N x {shape[0]} x {sides} images, got {images.dtype} "
                               f"{list(images.shape)}")
         outs = []
