@@ -466,7 +466,8 @@ def cmd_sample(args: argparse.Namespace) -> int:
                                                **w_space, **controls)
     layout = controls["labels"] or controls["traverse"] or controls["stage"] or args.per_row
     nrow = args.nrow or (n if one_walk else min(n, args.per_row or 10) if layout else None)
-    nrow = args.nrow or args.mix + 1 if args.mix is not None else nrow
+    if args.mix is not None:   # the (K+1) x (K+1) mixing grid: a header column and K columns of mixes
+        nrow = args.nrow or args.mix + 1
     out.parent.mkdir(parents=True, exist_ok=True)
     if model.value_range is None:  # vector data
         if out.suffix == ".png":
@@ -860,7 +861,8 @@ def cmd_data(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"list": cmd_list, "train": cmd_train, "sample": cmd_sample, "translate": cmd_translate, "encode": cmd_encode, "eval": cmd_eval, "info": cmd_info,
+COMMANDS = {"list": cmd_list, "train": cmd_train, "sample": cmd_sample, "translate": cmd_translate, "encode": cmd_encode,
+            "eval": cmd_eval, "info": cmd_info,
             "data": cmd_data}
 
 
