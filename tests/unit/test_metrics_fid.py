@@ -38,7 +38,7 @@ def one_line(error: pytest.ExceptionInfo) -> str:
     return message
 
 
-@pytest.mark.parametrize("n, d", [(400, 64), (40, 64)])  # full-rank and rank-deficient (N < d) covariances
+@pytest.mark.parametrize("n, d", [(400, 64), (40, 64)])  # full rank (Cholesky) and rank-deficient (N < d: eigh)
 def test_eigen_trace_matches_scipy_sqrtm_formula(n: int, d: int) -> None:
     rng = np.random.default_rng(0)
     mu1, sigma1 = feature_stats(correlated_features(rng, n, d))

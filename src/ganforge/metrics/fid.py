@@ -9,18 +9,18 @@ set and takes the Fréchet (Wasserstein-2) distance between the two Gaussians::
 The reference tools (pytorch-fid, the TTUR code) evaluate the last term with ``scipy.linalg.sqrtm``
 of the non-symmetric product ``S1 S2``: an iterative Schur-based method that is slow for d = 2048,
 may return a complex result that must be truncated, and needs an ``eps * I`` retry when ``S1 S2`` is
-singular. :func:`frechet_distance` computes the same trace from two symmetric eigen decompositions:
+singular. :func:`frechet_distance` computes the same trace from one symmetric eigenvalue problem:
 
-* ``sqrt(S1) = U diag(sqrt(l)) U^T`` from ``S1 = U diag(l) U^T`` (``eigh``; symmetric, PSD).
-* ``M = sqrt(S1) S2 sqrt(S1)`` is symmetric PSD, and it has the same eigenvalues as ``S1 S2``,
-  because ``S1 S2 = sqrt(S1) (sqrt(S1) S2)`` and ``M = (sqrt(S1) S2) sqrt(S1)``, and ``AB``, ``BA``
-  always share their eigenvalues.
+* ``S1 = L L^T`` (Cholesky; S1 is symmetric positive definite when there are more samples than
+  feature dimensions and no feature is constant).
+* ``M = L^T S2 L`` is symmetric PSD, and it has the same eigenvalues as ``S1 S2``, because
+  ``S1 S2 = L (L^T S2)`` and ``M = (L^T S2) L``, and ``AB``, ``BA`` always share their eigenvalues.
 * The principal square root of ``S1 S2`` (what ``sqrtm`` returns) therefore has eigenvalues
-  ``sqrt(eig(M))``, and ``tr((S1 S2)^{1/2}) = sum_i sqrt(eig_i(M))`` (``eigvalsh``).
+  ``sqrt(eig(M))``, and ``tr((S1 S2)^{1/2}) = sum_i sqrt(eig_i(M))`` (``eigvalsh``, no vectors).
 
-Round-off can make eigenvalues of these PSD matrices slightly negative (about ``-1e-13 * max``);
-they are clipped to 0 before the square root, as their true value is 0 (a rank-deficient
-covariance, e.g. fewer samples than feature dimensions).
+A Cholesky factor costs a tenth of an eigen decomposition with vectors, so this is about twice as fast as taking
+``sqrt(S1)`` from ``eigh`` (the same argument with ``M = sqrt(S1) S2 sqrt(S1)``), which stays as the path for a
+singular S1 (fewer samples than dimensions, a constant feature), where Cholesky fails.
 
 Statistics files use the pytorch-fid layout: an ``.npz`` with ``mu`` (d,) and ``sigma`` (d, d).
 """
@@ -127,21 +127,32 @@ def _check_pair(mu1: Any, sigma1: Any, mu2: Any, sigma2: Any) -> tuple[np.ndarra
     return mu1, sigma1, mu2, sigma2
 
 
-def frechet_distance(mu1: Any, sigma1: Any, mu2: Any, sigma2: Any) -> float:
-    """FID between N(mu1, sigma1) and N(mu2, sigma2) via symmetric eigen decompositions.
+def _product_eigenvalues(sigma1: np.ndarray, sigma2: np.ndarray) -> np.ndarray:
+    """The eigenvalues of ``S1 S2`` (both symmetric PSD) as those of a symmetric matrix congruent to S2."""
+    try:
+        lower = scipy.linalg.cholesky(sigma1, lower=True)
+    except np.linalg.LinAlgError:   # singular S1: its square root from the eigen decomposition instead
+        eigvals1, eigvecs1 = np.linalg.eigh(sigma1)
+        root = (eigvecs1 * np.sqrt(np.clip(eigvals1, 0.0, None))) @ eigvecs1.T
+        middle = root @ sigma2 @ root
+    else:
+        # L^T (S2 L) with two triangular products (BLAS trmm: half the work of general products).
+        s2_l = scipy.linalg.blas.dtrmm(1.0, lower, sigma2, side=1, lower=1)
+        middle = scipy.linalg.blas.dtrmm(1.0, lower, s2_l, side=0, lower=1, trans_a=1)
+    return np.linalg.eigvalsh((middle + middle.T) / 2)
 
-    ``tr((S1 S2)^{1/2}) = sum sqrt(eigvalsh(sqrt(S1) S2 sqrt(S1)))``; see the module docstring for
+
+def frechet_distance(mu1: Any, sigma1: Any, mu2: Any, sigma2: Any) -> float:
+    """FID between N(mu1, sigma1) and N(mu2, sigma2) via one symmetric eigenvalue problem.
+
+    ``tr((S1 S2)^{1/2}) = sum sqrt(eigvalsh(L^T S2 L))`` with ``S1 = L L^T``; see the module docstring for
     why this equals the ``scipy.linalg.sqrtm`` formula of pytorch-fid (Heusel et al. 2017).
     The result is clipped at 0 (it is a squared distance; round-off can give -1e-12 for equal inputs).
     """
     mu1, sigma1, mu2, sigma2 = _check_pair(mu1, sigma1, mu2, sigma2)
     sigma1 = (sigma1 + sigma1.T) / 2
     sigma2 = (sigma2 + sigma2.T) / 2
-    eigvals1, eigvecs1 = np.linalg.eigh(sigma1)
-    sqrt_sigma1 = (eigvecs1 * np.sqrt(np.clip(eigvals1, 0.0, None))) @ eigvecs1.T
-    middle = sqrt_sigma1 @ sigma2 @ sqrt_sigma1
-    middle = (middle + middle.T) / 2
-    trace_sqrt_product = np.sqrt(np.clip(np.linalg.eigvalsh(middle), 0.0, None)).sum()
+    trace_sqrt_product = np.sqrt(np.clip(_product_eigenvalues(sigma1, sigma2), 0.0, None)).sum()
     diff = mu1 - mu2
     distance = diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2.0 * trace_sqrt_product
     return float(max(distance, 0.0))
