@@ -1,0 +1,317 @@
+"""The results table: train every recipe (or a family) for its own stated budget, evaluate it, write the table.
+
+    .venv/bin/python bench/zoo.py --family toy                  # train + evaluate the toy recipes, print the table
+    .venv/bin/python bench/zoo.py --jobs 2 --time-limit 1800    # everything, two 1-thread runs at a time, <= 30 min
+                                                                # of training per recipe this sitting
+    .venv/bin/python bench/zoo.py --table-only                  # the table of what is measured so far
+
+Each recipe trains at its own ``train.steps`` (the budget its recipe states) in ``ROOT/RECIPE`` at one thread.
+The table is built over several sittings: a run that is not finished is resumed (bit-exact, the trainer's own
+resume), one that is finished and evaluated is only read, and ``--time-limit`` stops each run's training this
+sitting after that many seconds (it goes on next time). Two zoo processes may work on the same ROOT (each recipe is
+claimed with a lock file naming its process; a lock left by a dead process is taken over). CPU-minutes are the
+training process's own user + system CPU time, summed over sittings.
+
+Recipes that need data the user brings (``cifar10:DIR``, ``aligned:facades`` ...) are listed as such, and recipes
+whose stated steps exceed ``--max-steps`` (paper-scale settings) as over the cap, rather than trained.
+
+Figures per run (``ganforge eval RUN``: the domain classifier's features, ``--n`` samples): domain FID and KID,
+precision / recall, covered modes and label accuracy for image GANs; modes and the high-quality share for the 2-D
+toys; for translators the content preservation, FID of translations and the paired L1 / PSNR / SSIM where the data
+is paired. The real-data floor is the domain FID of the held-out split against the training split of the same
+source (mnist5k and the sources built on it), the best a generator of that data can score at that n.
+
+Output: ``ROOT/zoo.json`` (every row, with the machine) and ``ROOT/zoo.md`` (the markdown table the README shows).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_ROOT = REPO / "bench" / "zoo-runs"
+DEFAULT_MAX_STEPS = 20_000
+COLUMNS = [("recipe", "recipe"), ("family", "family"), ("data", "data"), ("steps", "steps"),
+           ("cpu_minutes", "CPU-min"), ("precision", "precision"), ("fid", "domain FID"), ("kid", "KID"),
+           ("precision_pr", "precision"), ("recall", "recall"), ("modes", "modes"),
+           ("label_accuracy", "label acc"), ("figure", "family figure"), ("floor_fid", "real floor FID")]
+
+
+# ------------------------------------------------------------------------------------------- selection
+def recipes_in(family: str | None, names: list[str] | None) -> list[tuple[str, dict[str, Any]]]:
+    from ganforge.config import read_recipe, recipe_names
+    from ganforge.report.citations import recipe_family
+    chosen = []
+    for name in recipe_names():
+        raw = read_recipe(name)
+        if names and name not in names:
+            continue
+        if family and recipe_family(raw) != family:
+            continue
+        chosen.append((name, raw))
+    missing = sorted(set(names or []) - {n for n, _ in chosen})
+    if missing:
+        sys.exit(f"zoo: unknown recipe(s) {', '.join(missing)}; `ganforge list` names them")
+    return chosen
+
+
+def data_source(raw: dict[str, Any]) -> str:
+    data = raw.get("data") or {}
+    return str(data.get("source", "mnist5k") if isinstance(data, dict) else data)
+
+
+def why_skipped(raw: dict[str, Any], max_steps: int) -> str | None:
+    """None for a recipe the zoo trains here, else why not (user data, paper-scale steps)."""
+    from ganforge.data import load_source
+    from ganforge.errors import GanforgeError
+    steps = int((raw.get("train") or {}).get("steps", 0) or 0)
+    sources = [data_source(raw)] + [str(s.get("source")) for s in ((raw.get("data") or {}).get("streams") or {})
+                                    .values() if isinstance(s, dict) and s.get("source")]
+    for spec in sources:
+        try:
+            load_source(spec)
+        except GanforgeError:
+            return f"needs user data ({spec})"
+    if steps > max_steps:
+        return f"paper scale: {steps:,} steps > --max-steps {max_steps:,}"
+    return None
+
+
+# ------------------------------------------------------------------------------------------- one recipe
+def state_path(root: Path, recipe: str) -> Path:
+    return root / recipe / "zoo.json"
+
+
+def read_state(root: Path, recipe: str) -> dict[str, Any]:
+    path = state_path(root, recipe)
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def write_state(root: Path, recipe: str, state: dict[str, Any]) -> None:
+    path = state_path(root, recipe)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(state, indent=1))
+    os.replace(tmp, path)
+
+
+def claim(root: Path, recipe: str) -> bool:
+    """Take ``ROOT/RECIPE.lock`` (O_EXCL); a lock whose process is gone is taken over."""
+    lock = root / f"{recipe}.lock"
+    for _ in range(2):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            try:
+                pid = int(lock.read_text() or 0)
+                os.kill(pid, 0)
+                return False                    # another zoo process works on it
+            except (ValueError, ProcessLookupError, FileNotFoundError):
+                lock.unlink(missing_ok=True)    # stale: its process died
+                continue
+            except PermissionError:
+                return False
+        os.write(fd, str(os.getpid()).encode())
+        os.close(fd)
+        return True
+    return False
+
+
+def trained_steps(run_dir: Path) -> int:
+    from ganforge.train.checkpoint import latest_checkpoint, read_state
+    ckpt = latest_checkpoint(run_dir) if (run_dir / "checkpoints").is_dir() else None
+    return int(read_state(ckpt)["step"]) if ckpt else 0
+
+
+def cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def train_one(root: Path, recipe: str, raw: dict[str, Any], time_limit: float | None) -> dict[str, Any]:
+    """Train (or resume) RECIPE in this process, one thread; the state with CPU time summed over sittings."""
+    import torch
+
+    import ganforge
+    torch.set_num_threads(1)
+    run_dir = root / recipe / "run"
+    target = int((raw.get("train") or {}).get("steps", 0))
+    state = read_state(root, recipe)
+    done = trained_steps(run_dir)
+    if done < target:
+        before, wall = cpu_seconds(), time.time()
+        limit = {"train.time_limit_s": time_limit or 0.0}   # 0: none (a limit of an earlier sitting stays otherwise)
+        if done == 0:
+            ganforge.train(recipe, out=run_dir, force=True, progress="log", command=f"bench/zoo.py ({recipe})",
+                           overrides={"train.threads": 1, **limit})
+        else:
+            ganforge.train(resume=run_dir, progress="log", command=f"bench/zoo.py ({recipe}, resumed)",
+                           overrides={"train.threads": 1, **limit})
+        state["cpu_seconds"] = state.get("cpu_seconds", 0.0) + cpu_seconds() - before
+        state["wall_seconds"] = state.get("wall_seconds", 0.0) + time.time() - wall
+        state.pop("eval", None)        # figures of an older checkpoint
+    state.update(steps=trained_steps(run_dir), target_steps=target)
+    write_state(root, recipe, state)
+    return state
+
+
+def evaluate_one(root: Path, recipe: str, n: int) -> dict[str, Any]:
+    """``ganforge eval RUN`` in a one-thread child process; its JSON into the state."""
+    state = read_state(root, recipe)
+    if state.get("steps", 0) < state.get("target_steps", 1) or "eval" in state:
+        return state
+    out = root / recipe / "eval.json"
+    subprocess.run([sys.executable, "-m", "ganforge", "eval", str(root / recipe / "run"), "--n", str(n),
+                    "--json-out", str(out)], check=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    state["eval"] = json.loads(out.read_text())
+    write_state(root, recipe, state)
+    return state
+
+
+def floor_fid(root: Path, source: str, n: int) -> float | None:
+    """Domain FID of the held-out split against the training split of a mnist5k-based source (cached)."""
+    if not source.startswith("mnist5k"):
+        return None
+    base, _, query = source.partition("?")
+    options = [o for o in query.split("&") if o and not o.startswith("split=")]
+    held_out = base + "?" + "&".join(["split=test", *options])
+    train = base + "?" + "&".join(["split=train", *options])
+    cache = root / "floors.json"
+    floors = json.loads(cache.read_text()) if cache.is_file() else {}
+    if held_out not in floors:
+        out = root / "floor.tmp.json"
+        subprocess.run([sys.executable, "-m", "ganforge", "eval", held_out, "--ref", train, "--metrics", "fid",
+                        "--n", str(n), "--json-out", str(out)], check=True,
+                       env={**os.environ, "OMP_NUM_THREADS": "1"})
+        floors[held_out] = json.loads(out.read_text())["fid"]
+        cache.write_text(json.dumps(floors, indent=1))
+    return floors[held_out]
+
+
+def work_one(args: argparse.Namespace) -> int:
+    from ganforge.config import read_recipe
+    root, recipe = Path(args.root), args.one
+    if not claim(root, recipe):
+        print(f"zoo: {recipe} is being worked on by another process; skipped", flush=True)
+        return 0
+    try:
+        (root / recipe).mkdir(parents=True, exist_ok=True)
+        train_one(root, recipe, read_recipe(recipe), args.time_limit)
+        evaluate_one(root, recipe, args.n)
+    finally:
+        (root / f"{recipe}.lock").unlink(missing_ok=True)
+    return 0
+
+
+# ------------------------------------------------------------------------------------------- the table
+def family_figure(ev: dict[str, Any]) -> str:
+    if "modes_covered" in ev:
+        return f"{ev['modes_covered']}/{ev.get('num_modes', '?')} modes, {ev.get('high_quality', 0.0):.2f} high-quality"
+    parts = [f"{k} {ev[k]:.3g}" for k in ("content", "psnr", "ssim", "l1") if isinstance(ev.get(k), (int, float))]
+    return ", ".join(parts)
+
+
+def row_for(root: Path, recipe: str, raw: dict[str, Any], skipped: str | None, n: int) -> dict[str, Any]:
+    from ganforge.report.citations import recipe_family
+    row: dict[str, Any] = {"recipe": recipe, "family": recipe_family(raw), "data": data_source(raw)}
+    if skipped:
+        return {**row, "figure": skipped}
+    state = read_state(root, recipe)
+    if not state:
+        return {**row, "figure": "not run yet"}
+    config = root / recipe / "run" / "config.yaml"
+    precision = "-"
+    if config.is_file():
+        import yaml
+        precision = (yaml.safe_load(config.read_text()).get("train") or {}).get("precision", "-")
+    ev = state.get("eval", {})
+    row.update(steps=f"{state.get('steps', 0):,}/{state.get('target_steps', 0):,}",
+               cpu_minutes=round(state.get("cpu_seconds", 0.0) / 60, 1), precision=precision,
+               fid=ev.get("fid"), kid=ev.get("kid"), precision_pr=ev.get("precision"), recall=ev.get("recall"),
+               modes=ev.get("modes", ev.get("modes_covered")), label_accuracy=ev.get("label_accuracy"),
+               figure=family_figure(ev) if ev else "training not finished")
+    if ev and "fid" in ev:
+        row["floor_fid"] = floor_fid(root, row["data"], n)
+    return row
+
+
+def machine() -> str:
+    name = platform.processor() or platform.machine()
+    flags = ""
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+        name = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")),
+                    name)
+        flags = next((line for line in info.splitlines() if line.startswith("flags")), "")
+    except OSError:
+        pass
+    bf16 = "amx_bf16" in flags or "avx512_bf16" in flags
+    return f"{name}, {os.cpu_count()} cores, {'native bf16' if bf16 else 'no native bf16 (AVX2 only)'}"
+
+
+def markdown(rows: list[dict[str, Any]]) -> str:
+    def cell(v: Any) -> str:
+        if v is None:
+            return "-"
+        return f"{v:.4g}" if isinstance(v, float) else str(v)
+    lines = ["| " + " | ".join(h for _, h in COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    lines += ["| " + " | ".join(cell(r.get(k)) for k, _ in COLUMNS) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--family", help="only this family (as `ganforge list` groups them: image, toy, ...)")
+    parser.add_argument("--recipes", help="comma-separated recipe names")
+    parser.add_argument("--root", default=str(DEFAULT_ROOT), help="where the runs and the table live")
+    parser.add_argument("--jobs", type=int, default=1, help="recipes trained at once, each one thread (at most 2 "
+                                                            "on a 2-core machine)")
+    parser.add_argument("--time-limit", type=float, help="seconds of training per recipe this sitting")
+    parser.add_argument("--max-steps", type=int, default=DEFAULT_MAX_STEPS,
+                        help="recipes stating more steps are listed as paper scale, not trained")
+    parser.add_argument("--n", type=int, default=2000, help="samples per evaluation")
+    parser.add_argument("--table-only", action="store_true", help="write the table of what is measured; train "
+                                                                  "nothing")
+    parser.add_argument("--one", help=argparse.SUPPRESS)    # the child process that works on one recipe
+    args = parser.parse_args()
+    root = Path(args.root)
+    root.mkdir(parents=True, exist_ok=True)
+    if args.one:
+        return work_one(args)
+    chosen = recipes_in(args.family, args.recipes.split(",") if args.recipes else None)
+    skipped = {name: why_skipped(raw, args.max_steps) for name, raw in chosen}
+    todo = [name for name, _ in chosen if skipped[name] is None]
+    if not args.table_only:
+        print(f"zoo: {len(todo)} recipe(s) to train here, {len(chosen) - len(todo)} listed only", flush=True)
+        running: list[subprocess.Popen] = []
+        for name in todo:
+            while len(running) >= max(1, args.jobs):
+                running = [p for p in running if p.poll() is None] or running
+                if len(running) >= args.jobs:
+                    time.sleep(2)
+            cmd = [sys.executable, __file__, "--one", name, "--root", str(root), "--n", str(args.n)]
+            if args.time_limit:
+                cmd += ["--time-limit", str(args.time_limit)]
+            running.append(subprocess.Popen(cmd, env={**os.environ, "OMP_NUM_THREADS": "1"}))
+            running = [p for p in running if p.poll() is None]
+        for p in running:
+            p.wait()
+    raws = dict(chosen)
+    rows = [row_for(root, name, raws[name], skipped[name], args.n) for name, _ in chosen]
+    header = f"Machine: {machine()}; torch {__import__('torch').__version__}; {time.strftime('%Y-%m-%d')}"
+    (root / "zoo.json").write_text(json.dumps({"machine": header, "rows": rows}, indent=1))
+    table = header + "\n\n" + markdown(rows)
+    (root / "zoo.md").write_text(table + "\n")
+    print(table)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
