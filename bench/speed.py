@@ -7,8 +7,9 @@ and the MLP toy (gan-toy), it prints the training throughput (img/s) of
 
   reference   a plain PyTorch loop written below: the obvious code for the recipe's algorithm (same networks and
               initialisation, same batch, same optimizer with torch's default implementation, same lr schedule)
-  fp32        ganforge's Trainer, default settings (``Trainer.train_step``: exactly the step ``fit`` runs)
+  fp32        ganforge's Trainer in fp32 (``Trainer.train_step``: exactly the step ``fit`` runs)
   bf16        the same with ``train.precision=bf16`` (autocast)
+  auto        ``train.precision=auto`` (the default): bf16 + channels_last where bf16 is native, else fp32
   ...         other variants (``--variants``): fp32+channels_last, bf16+channels_last, fp32+compile, fp32+fused and
               fp32+foreach (``train.optimizer_impl``; fused exists for Adam/AdamW/SGD), fp16 (CUDA)
 
@@ -54,16 +55,18 @@ from ganforge.errors import ConfigError
 from ganforge.train.trainer import Trainer, native_bf16
 
 FIXED = ("dcgan-mnist", "gan-toy")
+FP32 = {"train.precision": "fp32"}     # explicit: the config's default is auto (train/precision.py)
 VARIANTS = {
-    "fp32": {},
+    "fp32": FP32,
+    "auto": {"train.precision": "auto"},
     "bf16": {"train.precision": "bf16"},
     "fp16": {"train.precision": "fp16"},
-    "fp32+channels_last": {"train.channels_last": True},
+    "fp32+channels_last": {**FP32, "train.channels_last": True},
     "bf16+channels_last": {"train.precision": "bf16", "train.channels_last": True},
-    "fp32+compile": {"train.compile": True},
+    "fp32+compile": {**FP32, "train.compile": True},
     "bf16+compile": {"train.precision": "bf16", "train.compile": True},
-    "fp32+fused": {"train.optimizer_impl": "fused"},
-    "fp32+foreach": {"train.optimizer_impl": "foreach"},
+    "fp32+fused": {**FP32, "train.optimizer_impl": "fused"},
+    "fp32+foreach": {**FP32, "train.optimizer_impl": "foreach"},
 }
 REFERENCE_PARAMS = {"latent_dim", "latent_dist", "latent_std", "n_critic", "d_update", "fake_bn"}
 
@@ -284,12 +287,17 @@ def bench_recipe(recipe: str, variants: list[str], args: argparse.Namespace, dev
     flops = {name: count_flops(loops[name].step) for name in ("reference", "fp32") if name in loops}
     for name in loops:
         med = statistics.median(rates[name])
+        if name == "auto":
+            train = loops[name].trainer.cfg.train
+            rows[name]["note"] = f"auto chose {train.precision}{' + channels_last' * train.channels_last}"
         rows[name].update(img_per_s=round(med, 1), vs_reference=round(med / ref, 3),
                           spread=f"{min(rates[name]):.0f}-{max(rates[name]):.0f}",
                           steps_per_chunk=1 if name in slow else chunk[name])
         count = flops.get(name, flops.get("fp32"))
         if count:
-            dtype = "bf16" if name.startswith("bf16") else "fp16" if name.startswith("fp16") else "fp32"
+            # auto: what it chose (written into the Trainer's config at construction)
+            picked = loops[name].trainer.cfg.train.precision if name == "auto" else name
+            dtype = "bf16" if picked.startswith("bf16") else "fp16" if picked.startswith("fp16") else "fp32"
             achieved = count * med / batch / 1e9
             rows[name].update(gflop_per_step=round(count / 1e9, 3), gflop_per_s=round(achieved, 1),
                               pct_of_matmul_peak=round(100 * achieved / peaks[dtype], 1) if peaks.get(dtype) else None)

@@ -131,7 +131,11 @@ def _start(recipe: str | None, out: str | Path | None, force: bool, changes: dic
             if warm is not None:
                 trainer.warm_start(warm[0], str(warm[1]))
             if trainer.is_main:
-                write_run_files(run_dir, cfg, built.info, command, str(trainer.device))
+                choice = trainer.precision_choice
+                write_run_files(run_dir, cfg, built.info, command, str(trainer.device),
+                                precision_auto=None if choice is None else {
+                                    "precision": choice.precision, "channels_last": choice.channels_last,
+                                    "why": choice.why})
                 if warm is not None:
                     _record_init(run_dir, *warm[1:])
         except BaseException:

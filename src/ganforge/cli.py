@@ -66,7 +66,9 @@ def _parser() -> argparse.ArgumentParser:
     tr.add_argument("--seed", type=int, metavar="S", help="run seed (data order, noise, initialisation)")
     tr.add_argument("--batch-size", type=int, metavar="B", help="batch size")
     tr.add_argument("--device", metavar="DEV", help="auto (default), cpu, cuda, cuda:N")
-    tr.add_argument("--precision", choices=["fp32", "bf16", "fp16"], help="training precision (default: recipe's)")
+    tr.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"],
+                    help="training precision (default: the recipe's, else auto: bf16 + channels_last where the "
+                         "hardware does bf16 natively and the family is measured in it, fp32 elsewhere)")
     tr.add_argument("--time-limit", type=float, metavar="SECONDS",
                     help="stop cleanly after this much training time (resume later to continue)")
     tr.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",

@@ -221,7 +221,9 @@ class TrainConfig:
     eval_samples: int = 2000
     ema: EMAConfig = field(default_factory=EMAConfig)
     device: str = "auto"              # auto | cpu | cuda | cuda:N
-    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    # auto: bf16 + channels_last where the hardware does bf16 natively and the family is measured to learn as well in
+    # it, else fp32 (train/precision.py); what auto chose is written into the run's config.yaml and run.json.
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
     threads: int = 0                  # CPU threads for torch (0: auto, the idle cores: train/threads.py)
     time_limit_s: float = 0.0         # stop cleanly (final checkpoint) after this much training time; 0: none
     # Speed and scale (train/trainer.py, train/distributed.py; bench/speed.py). The same computation either way, up

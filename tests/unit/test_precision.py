@@ -61,3 +61,54 @@ def test_precision_checks(tmp_path, capsys):
                                             "train.batch_size": 8, "train.grid_size": 4})
         assert run.steps == 2
         assert sum("CPU without bf16 instructions" in str(w.message) for w in caught) == 1
+
+
+# ----------------------------------------------------------------------------------------- train.precision: auto
+@pytest.mark.parametrize("native, family_ok, expected", [(True, True, ("bf16", True)), (False, True, ("fp32", False)),
+                                                         (True, False, ("fp32", False))])
+def test_auto_takes_bf16_only_with_native_bf16_on_a_measured_family(monkeypatch, native, family_ok, expected):
+    from ganforge.train.precision import choose_precision
+    monkeypatch.delenv("GANFORGE_AUTO_PRECISION", raising=False)
+    choice = choose_precision(torch.device("cpu"), family_ok, "adversarial", native)
+    assert (choice.precision, choice.channels_last) == expected
+    assert choice.why
+
+
+def test_auto_is_decided_once_and_written_into_the_run(tmp_path, monkeypatch, capsys):
+    """A new run resolves auto with this machine's bf16 support (faked native here, so the test means the same on
+    every CPU) and the family's flag; config.yaml keeps the concrete choice, run.json says why, and a resume on a
+    machine that decides otherwise repeats the recorded choice."""
+    import importlib
+    import json
+
+    import yaml
+
+    trainer_module = importlib.import_module("ganforge.train.trainer")   # ganforge.train is also the function
+    monkeypatch.delenv("GANFORGE_AUTO_PRECISION", raising=False)
+    monkeypatch.setattr(trainer_module, "native_bf16", lambda device: True)
+    tiny = {"train.device": "cpu", "networks.G.hidden": [8], "networks.D.hidden": [8], "train.batch_size": 8,
+            "train.grid_size": 4, "train.checkpoint_every": 1}
+    run = ganforge.train("gan-toy", steps=1, out=tmp_path / "a", progress="log", overrides=tiny)
+    assert "precision auto -> bf16 + channels_last" in capsys.readouterr().err
+    config = yaml.safe_load((run.run_dir / "config.yaml").read_text())["train"]
+    assert (config["precision"], config["channels_last"]) == ("bf16", True)
+    recorded = json.loads((run.run_dir / "run.json").read_text())["precision_auto"]
+    assert recorded["precision"] == "bf16" and "native bf16" in recorded["why"]
+    monkeypatch.setattr(trainer_module, "native_bf16", lambda device: False)   # "another machine"
+    with pytest.warns(UserWarning, match="CPU without bf16 instructions"):
+        resumed = ganforge.train(resume=run.run_dir, steps=2, progress=False)
+    assert resumed.config.train.precision == "bf16" and resumed.steps == 2
+    # A family not measured in bf16 stays fp32 under auto on the same native machine.
+    monkeypatch.setattr(trainer_module, "native_bf16", lambda device: True)
+    other = ganforge.train("cgan-mnist", steps=1, out=tmp_path / "b", progress=False,
+                           overrides={"train.batch_size": 8, "train.grid_size": 4})
+    assert other.config.train.precision == "fp32"
+
+
+def test_auto_pin_is_checked(monkeypatch):
+    from ganforge.train.precision import choose_precision
+    monkeypatch.setenv("GANFORGE_AUTO_PRECISION", "fp8")
+    with pytest.raises(ConfigError, match="GANFORGE_AUTO_PRECISION='fp8'"):
+        choose_precision(torch.device("cpu"), True, "adversarial", True)
+    monkeypatch.setenv("GANFORGE_AUTO_PRECISION", "fp32")
+    assert choose_precision(torch.device("cpu"), True, "adversarial", True).precision == "fp32"

@@ -207,6 +207,9 @@ class Algorithm(nn.Module):
     # Whether the step passes each D loss through ``needs.penalty`` (``algorithms/needs.py``), where the recipe's
     # ``regularize:`` sample penalties (R1, R2, DRAGAN) are added; a family that does not refuses them at build time.
     applies_sample_penalties: ClassVar[bool] = True
+    # Whether ``train.precision: auto`` may train this family in bf16 (with channels_last) where the hardware does
+    # bf16 natively: only families measured to learn as well in bf16 as in fp32 (train/precision.py says which).
+    auto_bf16: ClassVar[bool] = False
 
     def __init__(self, nets: Mapping[str, nn.Module], objective: Objective, data: DataInfo):
         super().__init__()

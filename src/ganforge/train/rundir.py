@@ -61,11 +61,16 @@ def _info_json(info: DataInfo) -> dict[str, Any]:
     return out
 
 
-def write_run_files(run_dir: Path, cfg: Config, info: DataInfo, command: str, device: str) -> None:
+def write_run_files(run_dir: Path, cfg: Config, info: DataInfo, command: str, device: str,
+                    precision_auto: dict[str, Any] | None = None) -> None:
+    """config.yaml, run.json and README.md of a new run; ``precision_auto``: what ``train.precision: auto`` chose
+    and why (train/precision.py), kept in run.json."""
     atomic_write_text(run_dir / "config.yaml", dump_yaml(cfg.to_dict()))
     meta = {"ganforge": __version__, "torch": torch.__version__, "python": platform.python_version(),
             "created": _dt.datetime.now().isoformat(timespec="seconds"), "command": command, "device": device,
             "data": _info_json(info)}
+    if precision_auto:
+        meta["precision_auto"] = precision_auto
     atomic_write_text(run_dir / "run.json", json.dumps(meta, indent=1))
     readme = (f"# {cfg.name}\n\n{cfg.description}\n\nSource: {cfg.source}\n\n"
               f"Launched {meta['created']} on {device} (ganforge {__version__}, torch {torch.__version__}):\n\n"

@@ -83,6 +83,7 @@ from ..report import save_grid, save_panels, save_scatter, write_report
 from . import distributed
 from .checkpoint import latest_checkpoint, read_checkpoint, save_checkpoint
 from .phases import Phase, phase_at
+from .precision import PrecisionChoice, choose_precision
 from .ema import EMA
 
 
@@ -393,6 +394,16 @@ class Trainer:
                                   f"{phase.batch_size // world} in train.phases[{i}] into more micro-batches than it "
                                   "has samples; lower it")
         self.device = self.dist.device if self.dist.enabled else resolve_device(tc.device)
+        self.precision_choice: PrecisionChoice | None = None
+        if tc.precision == "auto":
+            # Decided once, here, and written into the config (config.yaml): a resume repeats it on any machine.
+            self.precision_choice = choose_precision(self.device, built.algorithm.auto_bf16, built.algorithm.name,
+                                                     native_bf16(self.device))
+            tc.precision = self.precision_choice.precision
+            tc.channels_last = tc.channels_last or self.precision_choice.channels_last
+            if self.is_main and self.progress != "off":
+                print(f"ganforge: precision auto -> {tc.precision}{' + channels_last' * tc.channels_last} "
+                      f"({self.precision_choice.why})", file=sys.stderr, flush=True)
         self.algorithm: Algorithm = built.algorithm.to(self.device)
         self.trained_keys = [k for keys in self.algorithm.optimizer_groups.values() for k in keys]
         if tc.sync_bn and self.dist.enabled:
