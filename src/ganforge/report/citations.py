@@ -55,12 +55,16 @@ FAMILIES = [
     ("conditional", "Conditional on class labels (and semi-supervised)"),
     ("disentangled", "Disentangled and stacked representations"),
     ("translation", "Image-to-image translation and super-resolution (paired, unpaired, multi-domain)"),
+    ("encoders", "Encoders and text: BiGAN / ALI, VAE-GAN, text-to-image (GAN-INT-CLS), StackGAN / StackGAN++"),
 ]
 # The architecture family (issue 13): recipes of these algorithms or generator architectures, conditional or not.
 ARCHITECTURE_ALGORITHMS = ("biggan", "s3gan", "lapgan", "progan", "stylegan")
 ARCHITECTURE_NETWORKS = ("sngan-resnet", "sagan", "biggan", "lapgan", "progan", "stylegan")
 # Families that translate images (samples_from_data): their recipes are listed together whatever their objective.
 TRANSLATION_ALGORITHMS = ("pix2pix", "cyclegan", "srgan", "stargan", "cogan", "unit", "combogan", "xgan")
+# Families that learn an encoder or condition on text (issue 14).
+ENCODER_TEXT_ALGORITHMS = ("bigan", "ali", "vaegan", "vae", "gan-int-cls", "stackgan", "stackgan2",
+                           "stackgan2-unconditional")
 
 
 def _name(section: Any, key: str = "name") -> str:
@@ -81,6 +85,8 @@ def recipe_family(raw: dict[str, Any]) -> str:
         return "conditional"
     if algorithm in TRANSLATION_ALGORITHMS:
         return "translation"
+    if algorithm in ENCODER_TEXT_ALGORITHMS:
+        return "encoders"
     if _name(raw.get("data") or {}, "source").startswith("toy:"):
         return "toy"
     objective = _name(raw.get("objective", "nonsaturating"))
