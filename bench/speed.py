@@ -11,7 +11,8 @@ and the MLP toy (gan-toy), it prints the training throughput (img/s) of
   bf16        the same with ``train.precision=bf16`` (autocast)
   auto        ``train.precision=auto`` (the default): bf16 + channels_last where bf16 is native, else fp32
   ...         other variants (``--variants``): fp32+channels_last, bf16+channels_last, fp32+compile, fp32+fused and
-              fp32+foreach (``train.optimizer_impl``; fused exists for Adam/AdamW/SGD), fp16 (CUDA)
+              fp32+foreach (``train.optimizer_impl``; fused exists for Adam/AdamW/SGD), fp16 (CUDA),
+              fp32+reuse_fake (``algorithm.reuse_fake``: the G step reuses the critic's G(z))
 
 all measured in the same run, interleaved: after a warm-up, every variant runs a chunk of about ``--chunk-seconds``
 in turn, ``--rounds`` times, and the median chunk counts; ratios are against the reference's median. Then the
@@ -67,6 +68,7 @@ VARIANTS = {
     "bf16+compile": {"train.precision": "bf16", "train.compile": True},
     "fp32+fused": {**FP32, "train.optimizer_impl": "fused"},
     "fp32+foreach": {**FP32, "train.optimizer_impl": "foreach"},
+    "fp32+reuse_fake": {**FP32, "algorithm.reuse_fake": True},
 }
 REFERENCE_PARAMS = {"latent_dim", "latent_dist", "latent_std", "n_critic", "d_update", "fake_bn"}
 
@@ -283,8 +285,10 @@ def bench_recipe(recipe: str, variants: list[str], args: argparse.Namespace, dev
             n = 1 if name in slow else chunk[name]
             rates[name].append(n * batch / timed(loop.step, n, device))
     ref = statistics.median(rates["reference"])
-    # FLOPs depend on the computation, not the precision or layout: counted on the reference and on fp32.
-    flops = {name: count_flops(loops[name].step) for name in ("reference", "fp32") if name in loops}
+    # FLOPs depend on the computation, not the precision or layout: counted on the reference and on fp32, and on
+    # the variants that change the computation (reuse_fake skips a G forward).
+    flops = {name: count_flops(loops[name].step) for name in loops
+             if name in ("reference", "fp32") or "reuse_fake" in name}
     for name in loops:
         med = statistics.median(rates[name])
         if name == "auto":

@@ -357,3 +357,36 @@ def test_feature_matching_without_features_is_a_config_error() -> None:
     G = MLPGenerator(latent_dim=4, sample_shape=(2,), hidden=(4,), out_activation="none")
     with pytest.raises(ConfigError, match="forward_with_features"):
         Adversarial({"G": G, "D": Plain()}, NonSaturating(), info, latent_dim=4, generator_loss="feature_matching")
+
+
+# ---------------------------------------------------------------------------------------------------- reuse_fake
+def test_reuse_fake_trains_g_through_the_critic_noise_with_one_forward() -> None:
+    """With reuse_fake the G step's loss and G's update are those of a fresh G forward on the critic's noise
+    through the updated D (computed directly here), G runs once per step instead of twice, and one noise batch is
+    drawn instead of two; without it the G step draws its own noise."""
+    import copy
+    for reuse in (True, False):
+        algo, real = make("gan-toy", **{"algorithm.reuse_fake": reuse})
+        G, D = algo.nets["G"], algo.nets["D"]
+        draws, forwards = [], [0]
+        noise = algo.noise
+        algo.noise = lambda n, device, generator=None: draws.append(noise(n, device, generator)) or draws[-1]
+        G.register_forward_hook(lambda *_: forwards.__setitem__(0, forwards[0] + 1))
+        G_before = copy.deepcopy(G)
+        opts = optimizers(algo)
+        ctx = RecordingContext(real, opts)
+        algo.train_step(ctx)
+        assert (len(draws), forwards[0]) == ((1, 1) if reuse else (2, 2))
+        # Direct: the G loss through the D that the critic update left, on the noise the G step used.
+        z_g = draws[-1]
+        with torch.no_grad():
+            expected = NonSaturating().g_loss(D(G_before(z_g)))
+        assert ctx.updates[-1][0] == "G"
+        assert ctx.updates[-1][1] == pytest.approx(float(expected), rel=1e-6)
+        if reuse:
+            assert torch.equal(draws[0], z_g)     # the critic's noise
+
+
+def test_reuse_fake_refuses_eval_mode_fakes() -> None:
+    with pytest.raises(ConfigError, match="reuse_fake"):
+        make("gan-toy", **{"algorithm.reuse_fake": True, "algorithm.fake_bn": "eval"})

@@ -41,6 +41,11 @@ objective ``d_penalty``     WGAN-GP's lambda * E[(||grad D(x_hat)|| - 1)^2] on i
                             ``setup``; ``every_step`` replays it through the current G before each step (the paper)
 ``ae_pretrain_steps``       energy-based D only: pre-train the auto-encoder on real data before the game (seed 002
                             part 3 section 2: EBGAN's auto-encoder "is trained beforehand on real images")
+``reuse_fake``              the G step trains through the last critic iteration's G(z) (its noise, kept with its
+                            graph) instead of drawing new noise and running G again, as the PyTorch DCGAN example
+                            does; the books' loops draw fresh noise for G, so it is off by default. Exactly the G
+                            step on the critic's noise (G is unchanged in between); G's BatchNorm running statistics
+                            see one forward a step instead of two. Saves G's forward (speed: README, bench/speed.py)
 ==========================  ========================================================================================
 
 One-sided label smoothing is the classic objectives' ``real_label`` (it changes D's targets for real samples only);
@@ -99,7 +104,7 @@ class Adversarial(Algorithm):
                  r1_gamma: float = 0.0, r1_every: int = 1, orthogonal_reg: dict[str, float] | None = None,
                  historical_averaging: dict[str, float] | None = None, generator_loss: GeneratorLoss = "objective",
                  feature_matching_weight: float = 1.0, vbn_refresh: Literal["every_step", "once"] = "every_step",
-                 ae_pretrain_steps: int = 0, ae_pretrain_lr: float = 1e-3):
+                 ae_pretrain_steps: int = 0, ae_pretrain_lr: float = 1e-3, reuse_fake: bool = False):
         super().__init__(nets, objective, data)
         if latent_dim < 1 or n_critic < 1 or latent_std <= 0:
             raise ConfigError(f"algorithm: latent_dim and n_critic must be >= 1 and latent_std > 0 "
@@ -171,6 +176,13 @@ class Adversarial(Algorithm):
             raise ConfigError(f"algorithm.ae_pretrain_lr must be > 0, got {ae_pretrain_lr}")
         self.ae_pretrain_steps, self.ae_pretrain_lr = ae_pretrain_steps, ae_pretrain_lr
         self.vbn_refresh = vbn_refresh
+        if reuse_fake and fake_bn == "eval":
+            raise ConfigError("algorithm.reuse_fake reuses the D step's G(z) in the G step, but fake_bn=eval makes that "
+                              "forward in eval mode, which the G step must not train through; set fake_bn=train or "
+                              "reuse_fake=false")
+        self.reuse_fake = reuse_fake
+        # The last critic iteration's (z, G(z)) with its graph, for the G step when reuse_fake is on.
+        self._live_fake: tuple[torch.Tensor, torch.Tensor] | None = None
         self.d_regularized = bool(self.objective_gp or gp_weight > 0 or r1_gamma > 0 or "D" in self.orthogonal_reg
                                   or "D" in self.historical_averaging)
 
@@ -280,8 +292,14 @@ class Adversarial(Algorithm):
         real = ctx.real_batch().x
         z = self.noise(len(real), real.device)
         bn = eval_mode(G) if self.fake_bn == "eval" else contextlib.nullcontext()
-        with torch.no_grad(), bn, ctx.autocast():
-            fake = G(z)
+        if self.reuse_fake:
+            # Kept with its graph for the G step (D updates only see it detached; G does not change before its step).
+            with ctx.autocast():
+                live = G(z)
+            self._live_fake, fake = (z, live), live.detach()
+        else:
+            with torch.no_grad(), bn, ctx.autocast():
+                fake = G(z)
         penalty_logs: dict[str, torch.Tensor] = {}
         parts = micro_batches(len(real), accumulation(ctx))
         if len(parts) > 1 or self.r1_every > 1:
@@ -370,12 +388,13 @@ class Adversarial(Algorithm):
         return logged, torch.cat(real_outs), torch.cat(fake_outs)
 
     def _g_loss(self, ctx: StepContext, z: torch.Tensor, real: torch.Tensor,
-                logs: dict[str, torch.Tensor]) -> torch.Tensor:
+                logs: dict[str, torch.Tensor], fake: torch.Tensor | None = None) -> torch.Tensor:
         """G's loss on noise ``z`` (and the real batch, for feature matching or relativistic objectives), without
-        the parameter penalties. Called with D frozen."""
+        the parameter penalties; ``fake``: G(z) already computed with its graph (reuse_fake). Called with D frozen."""
         G, D, obj = self.nets["G"], self.nets["D"], self.objective
         with ctx.autocast():
-            fake = G(z)
+            if fake is None:
+                fake = G(z)
             if self.g_needs_features:
                 fake_out, fake_features = D.forward_with_features(fake)
             else:
@@ -402,12 +421,17 @@ class Adversarial(Algorithm):
 
     def generator_step(self, ctx: StepContext, real: torch.Tensor) -> dict[str, torch.Tensor]:
         G, D = self.nets["G"], self.nets["D"]
-        z = self.noise(len(real), real.device)
-        logs: dict[str, torch.Tensor] = {}
         parts = micro_batches(len(real), accumulation(ctx))
+        live, self._live_fake = self._live_fake, None
+        if live is not None and len(parts) == 1:
+            z, fake = live          # reuse_fake: the D step's noise and G(z), not a second forward
+        else:
+            # (with train.accumulate the micro-batches each need their own graph: a fresh forward, as without reuse)
+            z, fake = self.noise(len(real), real.device), None
+        logs: dict[str, torch.Tensor] = {}
         with frozen(D):
             if len(parts) == 1:
-                loss = self._parameter_penalties("G", self._g_loss(ctx, z, real, logs), logs)
+                loss = self._parameter_penalties("G", self._g_loss(ctx, z, real, logs, fake), logs)
                 ctx.update("G", loss)
             else:   # train.accumulate: the batch's noise and reals in micro-batches, one optimizer step
                 loss = torch.zeros((), device=real.device)
