@@ -198,9 +198,10 @@ def _parser() -> argparse.ArgumentParser:
     tl.add_argument("--checkpoint", metavar="STEP|PATH", help="translate with this checkpoint (a step the run kept, "
                     "or a checkpoint directory) instead of the newest")
 
-    en = sub.add_parser("encode", help="encode your images into a trained encoder's codes (BiGAN, ALI)",
+    en = sub.add_parser("encode", help="encode your images into a trained encoder's codes (BiGAN, ALI, VAE-GAN)",
                         description="Map images to their codes E(x) with a run of a family that learns an encoder "
-                                    "(BiGAN, ALI: a stochastic encoder's mean): an image file, a folder of images or a "
+                                    "(BiGAN, ALI, VAE-GAN, VAE: a stochastic encoder's mean): an image file, a folder of "
+                                    "images or a "
                                     ".npz (arr_0 uint8 NHWC), resized and channel-adapted as for translate. Writes a "
                                     ".npz: arr_0 float32 N x latent_dim in the inputs' order, names the inputs' names.")
     en.add_argument("run_dir", help="a run directory of an encoder family")

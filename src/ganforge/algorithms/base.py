@@ -353,10 +353,11 @@ class Algorithm(nn.Module):
 
     def encode(self, images: torch.Tensor, nets: Mapping[str, nn.Module] | None = None) -> torch.Tensor:
         """Codes of a batch of images (N x C x H x W in the model's value range), N x latent_dim, for families with an
-        encoder (BiGAN, ALI: ``ganforge encode``, ``Model.encode``). Families without one raise ConfigError."""
+        encoder (BiGAN, ALI, VAE-GAN, VAE: ``ganforge encode``, ``Model.encode``). Families without one raise
+        ConfigError."""
         from ..errors import ConfigError
         raise ConfigError(f"algorithm '{self.name}' has no encoder; ganforge encode takes a run of a family that "
-                          "learns one (bigan, ali)")
+                          "learns one (bigan, ali, vaegan, vae)")
 
     def sample_labels(self, inputs: Mapping[str, torch.Tensor]) -> torch.Tensor | None:
         """Labels of generated samples (conditional families), for npz export and label accuracy."""
