@@ -47,7 +47,7 @@ def choose_precision(device: torch.device, family_ok: bool, family: str, native:
                               "it")
         return PrecisionChoice(pinned, pinned == "bf16", f"pinned by {PIN_VARIABLE}")
     if not native:
-        return PrecisionChoice("fp32", False, f"{device.type} without native bf16 (emulated bf16 is ~15x slower)")
+        return PrecisionChoice("fp32", False, f"no native bf16 on this {device.type}: emulated, it is ~15x slower")
     if not family_ok:
         return PrecisionChoice("fp32", False, f"'{family}' is not yet measured to learn as well in bf16")
     return PrecisionChoice("bf16", True, f"native bf16 on {device.type}; '{family}' learns as well in bf16")
