@@ -115,6 +115,11 @@ def _parser() -> argparse.ArgumentParser:
                     "S for every sample")
     sa.add_argument("--interpolate", metavar="A:B", help="a latent walk from seed A's z to seed B's (slerp for "
                     "Gaussian z): a row of --n frames (default 10), or a row per class with --labels")
+    sa.add_argument("--text", action="append", default=[], metavar="CAPTION", help="text-to-image models: a row "
+                    "per caption, e.g. --text \"a thin three\" (repeatable; words the model never saw are <unk>)")
+    sa.add_argument("--text-file", metavar="FILE", help="text-to-image models: a row per caption, one caption a line")
+    sa.add_argument("--interpolate-text", metavar="A:B", help="text-to-image models: each row walks from caption A "
+                    "to caption B across its --per-row columns (GAN-INT), the noise fixed along the row")
     sa.add_argument("--no-ema", action="store_true", help="use the raw generator even if the run kept an EMA copy")
     sa.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     sa.add_argument("--checkpoint", metavar="STEP|PATH", help="sample this checkpoint (a step the run kept, see "
@@ -294,9 +299,11 @@ def cmd_list(args: argparse.Namespace) -> int:
         from .models import architectures
         from .objectives import objective_class, objective_names
         lines += ["", "data sources (--data; a bare folder, .npz or IDX path is detected too):"]
-        for k, h in source_help().items():
-            body = _wrapped(h, 13)
-            lines += [f"  {k:<10} " + body[0].lstrip()] + body[1:]
+        helps = source_help()
+        sw = max((len(k) for k in helps), default=10)     # the longest source name sets the column
+        for k, h in helps.items():
+            body = _wrapped(h, sw + 3)
+            lines += [f"  {k:<{sw}} " + body[0].lstrip()] + body[1:]
         lines += ["", "objectives (--set objective.name=...):"]
         for k in objective_names():
             body = _wrapped(name_sources(objective_class(k).source), 19)
@@ -454,7 +461,8 @@ def cmd_sample(args: argparse.Namespace) -> int:
                 "fix": parse_fix(args.fix) or None,
                 "share_noise": args.share_noise or None,
                 "stage": args.stage,
-                "per_row": args.per_row}
+                "per_row": args.per_row,
+                **caption_controls(args)}
     if args.per_row is not None and args.per_row < 1:
         raise ConfigError(f"--per-row must be >= 1, got {args.per_row}")
     one_walk = walk is not None and not (controls["labels"] or args.per_row)     # a single row of frames
@@ -467,7 +475,8 @@ def cmd_sample(args: argparse.Namespace) -> int:
     model = load(args.run_dir, device=args.device, use_ema=not args.no_ema, step=args.checkpoint)
     samples, labels = model.sample_with_inputs(n, seed=args.seed, truncation=args.truncation, interpolate=walk,
                                                **w_space, **controls)
-    layout = controls["labels"] or controls["traverse"] or controls["stage"] or args.per_row
+    layout = (controls["labels"] or controls["traverse"] or controls["stage"] or controls["texts"]
+              or controls["interpolate_text"] or args.per_row)
     nrow = args.nrow or (n if one_walk else min(n, args.per_row or 10) if layout else None)
     if args.mix is not None:   # the (K+1) x (K+1) mixing grid: a header column and K columns of mixes
         nrow = args.nrow or args.mix + 1
@@ -500,6 +509,31 @@ WALK_FRAMES = 10      # frames of an --interpolate row when --n is not given
 TRAVERSAL_ROWS = 10   # rows of a --code / --stage grid when --n is not given: one per noise draw
 
 
+def caption_controls(args: argparse.Namespace) -> dict[str, Any]:
+    """``texts`` (--text, then --text-file's non-blank lines) and ``interpolate_text`` (--interpolate-text A:B) for
+    text-to-image models, None where not given; an unreadable or empty file, or A:B without both captions, is one line."""
+    from .errors import ConfigError
+    texts = list(args.text)
+    if args.text_file is not None:
+        try:
+            lines = Path(args.text_file).read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError) as err:
+            raise ConfigError(f"--text-file {args.text_file}: cannot read it ({type(err).__name__}: "
+                              f"{getattr(err, 'strerror', None) or err}); give a UTF-8 text file, one caption a line") from None
+        captions = [line.strip() for line in lines if line.strip()]
+        if not captions:
+            raise ConfigError(f"--text-file {args.text_file} holds no caption; write one caption a line")
+        texts += captions
+    walk = None
+    if args.interpolate_text is not None:
+        a, sep, b = args.interpolate_text.partition(":")
+        if not sep or not a.strip() or not b.strip():
+            raise ConfigError(f"--interpolate-text takes two captions as A:B, e.g. \"a thin three:a thick three\", "
+                              f"got '{args.interpolate_text}'")
+        walk = (a.strip(), b.strip())
+    return {"texts": texts or None, "interpolate_text": walk}
+
+
 def sample_count(n: int | None, controls: dict[str, Any], args: argparse.Namespace) -> int:
     """How many samples ``ganforge sample`` draws. Layouts in which every row means something (a class per row
     with --labels; a traversal per row with --code / --stage) need whole rows, and --labels needs every class
@@ -512,9 +546,15 @@ def sample_count(n: int | None, controls: dict[str, Any], args: argparse.Namespa
         unit, default = len(labels) * cols, len(labels) * cols
         what = (f"--labels {args.labels} lays out {len(labels)} classes, a row each, of {cols} samples "
                 f"(--per-row), so it needs a multiple of {unit}")
-    elif controls.get("traverse") or controls.get("stage"):
+    elif controls.get("texts"):
+        texts = controls["texts"]
+        unit, default = len(texts) * cols, len(texts) * cols
+        what = (f"--text lays out {len(texts)} captions, a row each, of {cols} samples (--per-row), so it needs a "
+                f"multiple of {unit}")
+    elif controls.get("traverse") or controls.get("stage") or controls.get("interpolate_text"):
         unit, default = cols, TRAVERSAL_ROWS * cols
-        flag = f"--code {args.code}" if controls.get("traverse") else f"--stage {args.stage}"
+        flag = (f"--code {args.code}" if controls.get("traverse") else f"--stage {args.stage}" if controls.get("stage")
+                else "--interpolate-text")
         what = f"{flag} fills rows of {cols} samples (--per-row), so it needs a multiple of {cols}"
     else:
         return DEFAULT_SAMPLES if n is None else n

@@ -13,6 +13,7 @@ from .base import Dataset, prepare, register_source, source_help, to_model_range
 from . import cifar10, folder, idx, mnist5k, npz, toy2d  # noqa: F401  (registration side effects)
 from . import emoji, glyphs, photos  # noqa: F401  (real data from installed packages and fonts: registration)
 from . import captions, celeba, sr, translation  # noqa: F401  (user data formats: registration side effects)
+from . import digit_captions  # noqa: F401  (mnist5k digits with measured-attribute captions: registration)
 
 __all__ = ["Dataset", "load_source", "prepare", "register_source", "resolve_source", "source_help",
            "to_model_range", "to_uint8"]
