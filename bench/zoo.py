@@ -293,8 +293,8 @@ def main() -> int:
         running: list[subprocess.Popen] = []
         for name in todo:
             while len(running) >= max(1, args.jobs):
-                running = [p for p in running if p.poll() is None] or running
-                if len(running) >= args.jobs:
+                running = [p for p in running if p.poll() is None]
+                if len(running) >= max(1, args.jobs):
                     time.sleep(2)
             cmd = [sys.executable, __file__, "--one", name, "--root", str(root), "--n", str(args.n)]
             if args.time_limit:
