@@ -17,6 +17,7 @@ from . import biggan  # noqa: F401  (registration)
 from . import stylegan  # noqa: F401  (registration)
 from . import bigan  # noqa: F401  (registration)
 from . import text2image  # noqa: F401  (registration)
+from . import stackgan  # noqa: F401  (registration)
 from . import vaegan  # noqa: F401  (registration)
 
 __all__ = ["Algorithm", "Batch", "DataInfo", "StepContext", "algorithm_class", "algorithm_names", "register_algorithm"]

@@ -20,6 +20,7 @@ from . import biggan  # noqa: F401  (registration)
 from . import stylegan  # noqa: F401  (registration)
 from . import bigan  # noqa: F401  (registration)
 from . import text_encoder, text2image  # noqa: F401  (registration)
+from . import stackgan  # noqa: F401  (registration)
 from . import vaegan  # noqa: F401  (registration)
 
 __all__ = ["CONTEXT_KEYS", "NETWORKS", "architectures", "network_class", "register_network"]
