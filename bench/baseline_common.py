@@ -2,6 +2,8 @@
 (``bench/progan_digits.py``, ``bench/stylegan_colour.py``): a timed training run and the markdown table of figures."""
 from __future__ import annotations
 
+import json
+import math
 import time
 from pathlib import Path
 from typing import Any, Sequence
@@ -24,3 +26,13 @@ def timed_train(recipe: str, out: Path, overrides: dict[str, Any], bench: str) -
     run = ganforge.train(recipe, out=out, force=True, overrides=overrides, progress="log",
                          command=f"{bench} ({recipe})")
     return run.run_dir, time.time() - t0, run.steps
+
+
+def write_result(result: dict[str, Any], run_dir: Path) -> None:
+    """``result`` (with the run directory) into RUN/bench.json and printed a line per figure; every float figure must
+    be finite (a NaN means the bench measured nothing)."""
+    result["run_dir"] = str(run_dir)
+    (run_dir / "bench.json").write_text(json.dumps(result, indent=1))
+    for key, value in result.items():
+        print(f"{key}: {value}")
+    assert all(math.isfinite(v) for v in result.values() if isinstance(v, float))

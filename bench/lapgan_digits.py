@@ -21,8 +21,6 @@ samples) and ``bench.json`` into the run directory. Not a test; one thread, abou
 from __future__ import annotations
 
 import argparse
-import json
-import math
 import time
 from pathlib import Path
 from typing import Any
@@ -36,6 +34,7 @@ from ganforge.data import load_source, to_uint8
 from ganforge.metrics.evaluate import make_extractor
 from ganforge.metrics.fid import fid_from_features
 from ganforge.models.lapgan import gaussian_pyramid, upsample_to
+from baseline_common import write_result
 from ganforge.report import save_grid, save_panels
 
 REF = "mnist5k?split=train"
@@ -115,11 +114,7 @@ def main() -> None:
         final = to_uint8(model.sample(args.n, seed=123), model.value_range)
     result["final FID"] = fid(extractor, final, reference)
     save_grid(final[:64], run_dir / "samples.png", nrow=8, scale=2)
-    result["run_dir"] = str(run_dir)
-    (run_dir / "bench.json").write_text(json.dumps(result, indent=1))
-    for key, value in result.items():
-        print(f"{key}: {value}")
-    assert all(math.isfinite(v) for v in result.values() if isinstance(v, float))
+    write_result(result, run_dir)
 
 
 if __name__ == "__main__":

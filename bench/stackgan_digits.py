@@ -23,8 +23,6 @@ minutes (``--family stackgan2`` runs ``stackgan2-digits``, about 3, and measures
 from __future__ import annotations
 
 import argparse
-import json
-import math
 import time
 from pathlib import Path
 from typing import Any
@@ -41,6 +39,7 @@ from ganforge.metrics.evaluate import classifier_source
 from ganforge.metrics.fid import fid_from_features
 from ganforge.metrics.text_retrieval import r_precision
 from ganforge.models.text_encoder import pretrained_text_encoder
+from baseline_common import write_result
 from ganforge.report import save_panels
 
 REF = "mnist5k?split=train"
@@ -134,11 +133,7 @@ def main() -> None:
                                    mode="nearest").to(torch.uint8)
     save_panels(grid, run_dir / "stages.png", scale=3)
     (run_dir / "captions.txt").write_text("\n".join(held.meta["captions"][:args.rows]) + "\n")
-    result["run_dir"] = str(run_dir)
-    (run_dir / "bench.json").write_text(json.dumps(result, indent=1))
-    for key, value in result.items():
-        print(f"{key}: {value}")
-    assert all(math.isfinite(v) for v in result.values() if isinstance(v, float))
+    write_result(result, run_dir)
 
 
 if __name__ == "__main__":
