@@ -175,6 +175,23 @@ def test_emoji_captions_are_their_unicode_names():
     assert len(torch.unique(ds.x.flatten(1), dim=0)) == len(ds)               # every emoji a different image
 
 
+@needs_emoji
+def test_emoji_split_is_a_fixed_ninety_ten_partition_with_one_vocabulary():
+    every = load_source("emoji?size=32")                  # default: all, as the recipes before the split read it
+    train, test = load_source("emoji?size=32&split=train", seed=5), load_source("emoji?size=32&split=test", seed=9)
+    assert every.meta["split"] == "all" and len(test) == len(every) // 10 and len(train) + len(test) == len(every)
+    cps, train_cps, test_cps = every.meta["code_points"], train.meta["code_points"], test.meta["code_points"]
+    assert set(train_cps) | set(test_cps) == set(cps) and not set(train_cps) & set(test_cps)
+    # train and test were loaded with different run seeds and still partition the set: the split ignores the seed
+    assert train.meta["vocab"] == test.meta["vocab"] == every.meta["vocab"]
+    # each held-out emoji keeps its image, caption and token ids of the whole set
+    rows = [cps.index(cp) for cp in test_cps]
+    assert torch.equal(test.x, every.x[rows]) and torch.equal(test.fields["text"], every.fields["text"][rows])
+    assert test.meta["captions"] == [every.meta["captions"][i] for i in rows]
+    assert test_cps != cps[:len(test_cps)]                # spread over the font, not its first code points
+    expect_data_error(lambda: load_source("emoji?split=valid"), "?split=train or ?split=test or ?split=all")
+
+
 def test_emoji_without_the_font_says_what_to_install(monkeypatch, tmp_path: Path):
     monkeypatch.setattr(emoji_mod, "DEBIAN_EMOJI_FONT", tmp_path / "NotoColorEmoji.ttf")
     expect_data_error(lambda: load_source("emoji"), "apt-get install fonts-noto-color-emoji", "emoji:PATH")

@@ -11,6 +11,12 @@ Noto Color Emoji is a CBDT font: its glyphs are 136 x 128 colour bitmaps that Fr
 (RGB 255, 255, 255: the font's own page background), padded to a white square and resized (antialiased) to ``?size=``
 (32 or 64, default 64). The caption is ``unicodedata.name`` lower-cased ("grinning face with smiling eyes"), as tokens
 in the ``text`` field (vocabulary in ``meta["vocab"]``, the captions in ``meta["captions"]``).
+
+``?split=train|test|all`` (default all, the whole font): a fixed 90 / 10 split of the drawn emoji for held-out
+captions, one in ten held out by a permutation with seed 0 (``captions:DIR``'s rule and seed: a property of the data,
+not of a run's seed, so no run trains on the held-out emoji). The vocabulary is built from ALL the names whatever the
+split, so a word means the same token id in train and test (a held-out word no train caption has keeps an id that a
+text encoder pretrained on the train split never trained).
 """
 from __future__ import annotations
 
@@ -27,10 +33,14 @@ from .base import Dataset, register_source
 from .glyphs import open_face, positive_int, resolve_font, split_options
 from .idx import error_reason
 from .text import build_vocab, encode
+from .translation import choice
 
 DEBIAN_EMOJI_FONT = Path("/usr/share/fonts/truetype/noto/NotoColorEmoji.ttf")
 STRIKE_PX = 109            # the one size at which FreeType draws Noto Color Emoji's bitmaps
 SIZES = (32, 64)
+SPLITS = ("train", "test", "all")
+TEST_SHARE = 10   # one emoji in ten held out (as captions:DIR without class lists)
+SPLIT_SEED = 0    # fixed: the split is a property of the data, not of a run
 BACKGROUND = (255, 255, 255)
 # Code points that name a part of an emoji sequence, not an emoji: regional indicators (flags are pairs of them),
 # skin-tone modifiers, keycap / joiner / variation / tag characters, and ASCII (digits, '#', '*' become keycaps).
@@ -77,7 +87,15 @@ def _render(path: str, code_points: tuple[int, ...], size: int) -> tuple[np.ndar
     return images, inked
 
 
-def load_emoji(font: Path, size: int, spec: str) -> Dataset:
+def held_out_mask(n: int) -> np.ndarray:
+    """Which of ``n`` emoji (in code point order) the test split holds: ``n // 10`` of them, by a seed-0 permutation."""
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(SPLIT_SEED)).numpy()
+    test = np.zeros(n, dtype=bool)
+    test[order[:n // TEST_SHARE]] = True
+    return test
+
+
+def load_emoji(font: Path, size: int, spec: str, split: str = "all") -> Dataset:
     face, covered = open_face(font, 0, spec)
     cps = emoji_code_points(covered)
     if not cps:
@@ -93,21 +111,26 @@ def load_emoji(font: Path, size: int, spec: str) -> Dataset:
     if not kept:
         raise DataError(f"font {font} (from '{spec}') drew none of its {len(cps)} emoji; give a colour emoji font "
                         "such as Noto Color Emoji")
-    captions = [caption(cp) for cp in kept]
-    vocab = build_vocab(captions)
-    max_len = max(len(c.split()) for c in captions)
-    x = torch.from_numpy(images[inked]).permute(0, 3, 1, 2).contiguous()
-    meta = {"font": {"name": face.name, "path": str(font)}, "vocab": vocab, "captions": captions,
-            "code_points": kept, "background": "white (255, 255, 255)"}
+    all_captions = [caption(cp) for cp in kept]
+    vocab = build_vocab(all_captions)                     # from every name: train and test token ids agree
+    max_len = max(len(c.split()) for c in all_captions)
+    chosen = np.ones(len(kept), dtype=bool) if split == "all" else held_out_mask(len(kept)) ^ (split == "train")
+    captions = [c for c, keep in zip(all_captions, chosen) if keep]
+    x = torch.from_numpy(images[inked][chosen]).permute(0, 3, 1, 2).contiguous()
+    meta = {"font": {"name": face.name, "path": str(font)}, "vocab": vocab, "captions": captions, "split": split,
+            "code_points": [cp for cp, keep in zip(kept, chosen) if keep], "background": "white (255, 255, 255)"}
     return Dataset(x=x, y=None, name=spec, meta=meta, fields={"text": encode(captions, vocab, max_len)})
 
 
 @register_source("emoji", "the colour emoji of Noto Color Emoji (apt-get install fonts-noto-color-emoji) on white, "
-                 "captioned with their Unicode names as text tokens: emoji[:FONT][?size=32|64]",
+                 "captioned with their Unicode names as text tokens: emoji[:FONT][?size=32|64&split=train|test|all] "
+                 "(a fixed 90/10 split, default all)",
                  keys=("image", "text"))
 def _emoji(arg: str, seed: int) -> Dataset:
     spec = f"emoji:{arg}" if arg and not arg.startswith("?") else f"emoji{arg}"
-    head, options = split_options(arg, "emoji", {"size": "32 or 64 px (default 64)"})
+    head, options = split_options(arg, "emoji", {"size": "32 or 64 px (default 64)",
+                                                 "split": "train, test or all (default all)"})
+    split = choice(options, "split", SPLITS, "all", spec)
     size = positive_int(options, "size", spec, 64)
     if size not in SIZES:
         raise DataError(f"?size={size} in '{spec}' is not offered; use ?size=32 or ?size=64 (or data.image_size "
@@ -120,4 +143,4 @@ def _emoji(arg: str, seed: int) -> Dataset:
         raise DataError(f"data source '{spec}' needs the Noto Color Emoji font, which is not at {DEBIAN_EMOJI_FONT}; "
                         "install it (apt-get install fonts-noto-color-emoji, or make fonts) or give its path: "
                         "emoji:PATH/NotoColorEmoji.ttf")
-    return load_emoji(font, size, spec)
+    return load_emoji(font, size, spec, split)
