@@ -108,7 +108,9 @@ def test_symmetric_matching_loss_is_damsm_sentence_loss():
     assert symmetric_matching_loss(img, txt).item() == pytest.approx(direct.item(), rel=1e-5)
 
 
-def test_pretrained_encoder_matches_real_captions_deterministically_and_from_its_cache(capsys):
+def test_pretrained_encoder_matches_real_captions_deterministically_and_from_its_cache(capsys, tmp_path, monkeypatch):
+    # A cache of its own: in a whole-suite run another test may have trained this encoder into the shared test cache.
+    monkeypatch.setenv("GANFORGE_CACHE", str(tmp_path / "cache"))
     pair = small_encoder()
     assert "training the text encoder for digit-captions?split=test&captions=1" in capsys.readouterr().err
     assert pair.facts["train_pairs"] == 900 and pair.facts["held_out_pairs"] == 100
