@@ -5,7 +5,8 @@ Reed et al. 2016, "Generative Adversarial Text to Image Synthesis" (section 4): 
 (with an image encoder, ``models/text_encoder.py``) and frozen; G and D see phi(t).
 
 - (1) the encoder is one of the algorithm's networks, key ``T`` (role ``text-encoder``, arch ``gru``: a recipe's
-  ``networks.T``), in no optimizer group and frozen: ``setup`` (a fresh run) loads into it the encoder pretrained on
+  ``networks.T``; or ``minilm``, the pretrained all-MiniLM-L6-v2 of the optional extra ganforge[text], which only
+  takes the vocabulary, ``models/sentence_encoder.py``), in no optimizer group and frozen: ``setup`` (a fresh run) loads into it the encoder pretrained on
   the run's own data source (``pretrained_text_encoder``: cached, deterministic), vocabulary included, so it is
   saved with every checkpoint and ``ganforge sample RUN --text ...`` needs the run directory only. A bank of the
   data's captions (``CAPTION_BANK`` token rows, algorithm state ``captions.tokens``, checkpointed) gives grids and
@@ -129,10 +130,16 @@ class TextConditioning:
         if "text" not in getattr(dataset, "fields", {}):
             raise DataError(f"algorithm '{getattr(self, 'name', '?')}' needs captions; use a source that yields text "
                             "(digit-captions, emoji, captions:DIR)")
-        pair = pretrained_text_encoder(dataset, vocab_size=T.vocab_size, embed_dim=T.embed_dim, word_dim=T.word_dim,
-                                       value_range=tuple(self.value_range), seed=self.text_encoder_seed,
-                                       epochs=self.text_encoder_epochs, batch_size=self.text_encoder_batch_size)
-        T.load_state_dict(pair.text.state_dict())
+        facts: dict[str, Any] = {}
+        if getattr(T, "needs_pretraining", True):
+            pair = pretrained_text_encoder(dataset, vocab_size=T.vocab_size, embed_dim=T.embed_dim,
+                                           word_dim=T.word_dim, value_range=tuple(self.value_range),
+                                           seed=self.text_encoder_seed, epochs=self.text_encoder_epochs,
+                                           batch_size=self.text_encoder_batch_size)
+            T.load_state_dict(pair.text.state_dict())
+            facts = pair.facts
+        else:      # an encoder trained elsewhere (networks.T.arch=minilm): it only learns what the ids mean
+            T.set_vocab(dataset.meta["vocab"])
         T.requires_grad_(False)
         with torch.random.fork_rng(devices=[]):   # the bank leaves the run's random streams untouched
             g = torch.Generator().manual_seed(self.text_encoder_seed)
@@ -143,7 +150,7 @@ class TextConditioning:
         bank[:len(picked), :picked.shape[1]] = picked[:, :bank.shape[1]].to(bank.device)
         if len(picked) < CAPTION_BANK:          # a tiny data set: repeat its captions to fill the bank
             bank[len(picked):] = bank[torch.arange(len(picked), CAPTION_BANK) % len(picked)]
-        self.text_encoder_facts = {f"text_encoder_{k}": v for k, v in pair.facts.items() if k not in ("source",)}
+        self.text_encoder_facts = {f"text_encoder_{k}": v for k, v in facts.items() if k not in ("source",)}
         return dict(self.text_encoder_facts)
 
     # ---------------------------------------------------------------------------------------- training inputs

@@ -19,7 +19,7 @@ from . import progan  # noqa: F401  (registration)
 from . import biggan  # noqa: F401  (registration)
 from . import stylegan  # noqa: F401  (registration)
 from . import bigan  # noqa: F401  (registration)
-from . import text_encoder, text2image  # noqa: F401  (registration)
+from . import text_encoder, sentence_encoder, text2image  # noqa: F401  (registration)
 from . import stackgan  # noqa: F401  (registration)
 from . import vaegan  # noqa: F401  (registration)
 

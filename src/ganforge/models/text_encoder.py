@@ -46,20 +46,14 @@ HELD_OUT_SHARE = 10        # one (image, caption) pair in ten is held out to che
 SPLIT_SEED = 0
 
 
-@register_network("text-encoder", "gru", SOURCE)
-class TextEncoder(nn.Module):
-    """Token ids N x L (0 = padding) -> sentence embeddings N x ``embed_dim`` (module docstring)."""
+class CaptionVocabulary(nn.Module):
+    """What every text encoder of a run holds besides its weights: the vocabulary its token ids mean, as UTF-8 words
+    joined by newlines in a fixed-size byte buffer (zero-padded), so that it is saved with the weights and a run's
+    checkpoint alone turns ``--text "a thin three"`` into ids."""
 
-    def __init__(self, vocab_size: int = 2048, embed_dim: int = 128, word_dim: int = 64):
+    def __init__(self, vocab_size: int):
         super().__init__()
-        if min(vocab_size, embed_dim, word_dim) < 1 or vocab_size < 3:
-            raise ConfigError(f"text encoder: vocab_size must be >= 3, embed_dim and word_dim >= 1 (got {vocab_size}, "
-                              f"{embed_dim}, {word_dim})")
-        self.vocab_size, self.embed_dim, self.word_dim = vocab_size, embed_dim, word_dim
-        self.words = nn.Embedding(vocab_size, word_dim, padding_idx=0)
-        self.rnn = nn.GRU(word_dim, embed_dim, batch_first=True)
-        # The vocabulary the ids mean, as UTF-8 words joined by newlines in a fixed-size byte buffer (zero-padded), so
-        # that it is saved with the weights and a run's checkpoint alone turns `--text "a thin three"` into ids.
+        self.vocab_size = vocab_size
         self.register_buffer("vocab_bytes", torch.zeros(vocab_size * VOCAB_BYTES_PER_WORD, dtype=torch.uint8))
 
     @property
@@ -89,6 +83,23 @@ class TextEncoder(nn.Module):
         unknown = list(dict.fromkeys(w for c in captions for w in words(c) if w not in known))
         length = max_len or max([len(words(c)) for c in captions] + [1])
         return encode(captions, vocab, length).to(self.vocab_bytes.device), unknown
+
+
+@register_network("text-encoder", "gru", SOURCE)
+class TextEncoder(CaptionVocabulary):
+    """Token ids N x L (0 = padding) -> sentence embeddings N x ``embed_dim`` (module docstring)."""
+
+    # Trained by ``pretrained_text_encoder`` on the run's own (image, caption) pairs before the GAN.
+    needs_pretraining = True
+
+    def __init__(self, vocab_size: int = 2048, embed_dim: int = 128, word_dim: int = 64):
+        if min(vocab_size, embed_dim, word_dim) < 1 or vocab_size < 3:
+            raise ConfigError(f"text encoder: vocab_size must be >= 3, embed_dim and word_dim >= 1 (got {vocab_size}, "
+                              f"{embed_dim}, {word_dim})")
+        super().__init__(vocab_size)
+        self.embed_dim, self.word_dim = embed_dim, word_dim
+        self.words = nn.Embedding(vocab_size, word_dim, padding_idx=0)
+        self.rnn = nn.GRU(word_dim, embed_dim, batch_first=True)
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         if tokens.dim() != 2 or tokens.dtype != torch.int64:
