@@ -35,7 +35,7 @@ import torch
 import ganforge
 from ganforge.algorithms.base import eval_mode
 from ganforge.build import build_algorithm
-from ganforge.config import parse_set
+from ganforge.config import parse_set, read_recipe
 from ganforge.data import load_source, prepare, to_uint8
 from ganforge.data.digit_captions import NUMBER_WORDS, measure
 from ganforge.metrics.domain import domain_classifier
@@ -121,10 +121,14 @@ def main() -> None:
 
     test = prepare(load_source("digit-captions?split=test&captions=1"), size, channels)
     clf = domain_classifier("mnist5k")
-    T = algo.text_encoder
+    # The judge of R-precision: the recipe's own word-GRU encoder pair (its settings from the recipe file), whatever
+    # text encoder the run was conditioned on (e.g. --set networks.T.arch=minilm).
+    recipe = read_recipe(model.config.name)
+    judge, judge_dim = recipe["networks"]["T"], recipe["algorithm"]["text_dim"]
     train_data = prepare(load_source(model.config.data.source), size, channels)
-    pair = pretrained_text_encoder(train_data, vocab_size=T.vocab_size, embed_dim=T.embed_dim, word_dim=T.word_dim,
-                                   value_range=tuple(algo.value_range), seed=algo.text_encoder_seed,
+    pair = pretrained_text_encoder(train_data, vocab_size=judge["vocab_size"], embed_dim=judge_dim,
+                                   word_dim=judge["word_dim"], value_range=tuple(algo.value_range),
+                                   seed=algo.text_encoder_seed,
                                    epochs=algo.text_encoder_epochs, batch_size=algo.text_encoder_batch_size)
     trained, images = figures(algo, G, test, clf, pair, args.per_digit)
     untrained, _ = figures(algo, initial, test, clf, pair, args.per_digit)
