@@ -151,6 +151,10 @@ DATA_CASES = [
     (["--set", "train.phases=[{{steps: 0}}]"], "train.phases[0].steps must be >= 1"),
     (["--set", "train.phases=[{{image_size: 4}}, {{image_size: 8}}]"], "train.phases[0].steps is missing"),
     (["--set", "train.phases=[{{steps: 2, fade_steps: 3}}, {{}}]"], "fade_steps must be between 0"),
+    # session 8's captioned data
+    (["--data", "digit-captions?split=bogus"], "unknown split 'bogus' in 'digit-captions?split=bogus'"),
+    (["--data", "digit-captions?captions=9"], "give a number of phrasings per digit from 1 to 6"),
+    (["--set", "train.precision=fp8"], "train.precision"),
 ]
 
 
@@ -335,6 +339,10 @@ SAMPLE_CASES = [
     (["--out", "{tmp}/grid.png", "--mix-cutoff", "2"], "--mix-cutoff works on a generator with a W space"),
     (["--out", "{tmp}/grid.png", "--noise-seed", "1"], "--noise-seed works on a generator with a W space"),
     (["--out", "{tmp}/grid.png", "--truncation-cutoff", "2"], "--truncation-cutoff works on a generator with a W"),
+    # session 8's caption controls: malformed, unreadable, or given to a model that takes no text
+    (["--out", "{tmp}/grid.png", "--text", "a thin three"], "does not take sampling control(s) texts"),
+    (["--out", "{tmp}/grid.png", "--text-file", "{tmp}/nothere.txt"], "cannot read it"),
+    (["--out", "{tmp}/grid.png", "--interpolate-text", "abc"], "--interpolate-text takes two captions as A:B"),
 ]
 if Path("/proc/self").is_dir():   # Linux: /proc takes no new files, even for root
     SAMPLE_CASES.append((["--out", "/proc/x.png"], "cannot write --out /proc/x.png"))
@@ -379,6 +387,10 @@ RECIPE_CASES = [
     ("sngan-resnet-digits", ["--set", "data.image_size=28"], "--set data.image_size=24 (or 32)"),
     ("srgan-digits", ["--set", "algorithm.content=vgg54", "--set", "algorithm.vgg_weights={tmp}/file.txt"],
      "cannot read VGG19 weights"),
+    # session 8's families: encoders and text
+    ("vaegan-digits", ["--set", "algorithm.gamma=-1"], "algorithm.gamma and algorithm.sigma must be > 0"),
+    ("stackgan-digits", ["--set", "algorithm.kl_weight=-1"], "algorithm.kl_weight must be >= 0"),
+    ("text2image-digits", ["--set", "networks.T.arch=minilm"], "set algorithm.text_dim=384"),
 ]
 
 
@@ -434,3 +446,10 @@ def test_bad_init_from(toy_run, source, fragment, tmp_path, capsys):
                             source.format(tmp=tmp_path, run=toy_run)], capsys)
     assert_refused(code, err, fragment)
     assert not out.exists()
+
+
+def test_a_bad_auto_precision_pin_is_one_line(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("GANFORGE_AUTO_PRECISION", "fp8")
+    code, _, err = run_cli(["train", "gan-toy", "--steps", "1", "--no-progress", "--out", tmp_path / "out"], capsys)
+    assert_refused(code, err, "GANFORGE_AUTO_PRECISION='fp8' is not a precision auto can pin")
+    assert not (tmp_path / "out").exists()
