@@ -194,7 +194,7 @@ def _build_algorithm(cfg: Config, info: DataInfo) -> Algorithm:
                         f"{cfg.data.source} yields {', '.join(info.keys) or 'nothing'}; use a source that yields "
                         f"them ({', '.join(s + ':...' for s in fit) if fit else 'none is registered yet'})")
     check_streams(cfg, cls, info)
-    if cls.needs_labels and info.num_classes < 2:
+    if cls.needs_labels_with(params) and info.num_classes < 2:
         raise DataError(f"algorithm '{cls.name}' needs labelled data, but {cfg.data.source} has no labels; "
                         "use a labelled source (mnist5k, idx:, a folder with class subfolders)")
     objective = build_objective(cfg)

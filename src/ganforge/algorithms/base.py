@@ -249,6 +249,12 @@ class Algorithm(nn.Module):
         return {key: {**common, "latent_dim": latent, "cond_dim": 0} for key in cls.roles}
 
     @classmethod
+    def needs_labels_with(cls, params: Mapping[str, Any]) -> bool:
+        """Whether this family with these ``algorithm:`` settings trains on the data's labels (unlabelled data is
+        refused at build time then): ``needs_labels``, unless a setting replaces them (BigGAN's ``labels: clusters``)."""
+        return cls.needs_labels
+
+    @classmethod
     def default_param(cls, name: str) -> Any:
         import inspect
         p = inspect.signature(cls.__init__).parameters.get(name)

@@ -32,12 +32,21 @@ convolution -- logged each step as ``sigma0_G.fc`` / ``sigma0_D.conv_in`` with s
   alpha 0.2; compare_gan's ``weight_rotation_loss_d`` / ``_g``). ``rotation_weight_d = rotation_weight_g = 0`` is
   S2GAN-CO.
 
-Not implemented: S2GAN (a classifier pretrained self-supervised before the GAN) and the unsupervised clustering
-variant (k-means on a rotation-pretrained network's features); both need a separate pretraining stage.
+S2GAN and the clustering variant (Lucic et al. 2019's *pre-trained* approaches; spec 13.3) are ``biggan`` with
+``labels: pretrained`` or ``labels: clusters`` (``labels: data``, the default, is BigGAN on the data's labels): in
+``setup`` a network is trained before the GAN on the run's images (``algorithms/label_pretraining.py``: rotation
+self-supervision on all images, plus the cross-entropy of a class head on the labelled ``label_fraction`` for
+S2GAN; k-means into ``clusters`` groups of its features for the clustering variant), cached and deterministic, and
+kept frozen as the algorithm's state ``labeller.*`` (so every checkpoint carries it and a resumed run labels as the
+first did). Every real image D sees is then scored with the label that network gives it (the class head's argmax,
+or its nearest centroid), computed on the batch under no gradient; nothing else of the step changes. With
+``clusters`` the data need no labels: G and D are built for K = ``clusters`` classes (``ganforge sample --labels``
+then picks clusters), and the data's own labels, where it has them, only score the clusters in the setup facts.
 """
 from __future__ import annotations
 
-from typing import Any, Literal, Mapping
+import dataclasses
+from typing import Any, Literal, Mapping, Sequence
 
 import torch
 import torch.nn as nn
@@ -48,8 +57,11 @@ from ..nn.spectral import weight_as_matrix
 from ..objectives import Objective
 from .base import DataInfo, StepContext, register_algorithm
 from .conditional import Conditional, DUpdate
+from .label_pretraining import LabelNet, PretrainSettings, pretrained_labeller
 from .latent import LatentDist
 from .triplegan import choose_labelled
+
+LabelSource = Literal["data", "pretrained", "clusters"]
 
 
 def raw_weight(layer: nn.Module) -> torch.Tensor:
@@ -75,10 +87,88 @@ class BigGAN(Conditional):
     def __init__(self, nets: Mapping[str, nn.Module], objective: Objective, data: DataInfo, latent_dim: int = 128,
                  latent_dist: LatentDist = "normal", latent_std: float = 1.0, n_critic: int = 1,
                  d_update: DUpdate = "sum", fake_bn: Literal["train", "eval"] = "train", mismatch_weight: float = 0.0,
-                 monitor_sigma: bool = True):
+                 monitor_sigma: bool = True, labels: LabelSource = "data", label_fraction: float = 0.1,
+                 labelled_seed: int | None = None, clusters: int = 0, pretrain_steps: int = 1500,
+                 pretrain_batch_size: int = 32, pretrain_lr: float = 2e-3,
+                 pretrain_widths: Sequence[int] = (16, 32, 64), pretrain_seed: int = 0):
+        """``labels``: which labels D's real pairs get (module docstring): ``data``; ``pretrained`` (S2GAN, the
+        classifier pretrained with ``label_fraction`` of the labels, chosen class-balanced from ``labelled_seed``,
+        default the run's seed); ``clusters`` (``clusters`` k-means clusters, default the data's class count).
+        ``pretrain_*``: the label network's training (``label_pretraining.PretrainSettings``)."""
+        if labels == "clusters":
+            data = dataclasses.replace(data, num_classes=self.cluster_count({"clusters": clusters}, data),
+                                       class_names=None)
         super().__init__(nets, objective, data, latent_dim, latent_dist, latent_std, n_critic, d_update, fake_bn,
                          mismatch_weight)
         self.monitor_sigma = monitor_sigma
+        self.labels = labels
+        self.pretraining = PretrainSettings(tuple(int(w) for w in pretrain_widths), pretrain_steps,
+                                            pretrain_batch_size, pretrain_lr, pretrain_seed).check()
+        if labels == "pretrained" and not 0 < label_fraction <= 1:
+            raise ConfigError("algorithm.label_fraction must be in (0, 1] (the paper: 0.1 or 0.2), got "
+                              f"{label_fraction}")
+        self.label_fraction, self.labelled_seed = label_fraction, labelled_seed
+        if labels != "data":
+            if data.kind != "image":
+                raise ConfigError(f"algorithm.labels={labels} pretrains a convolutional network on rotated images; "
+                                  "it needs image data")
+            count = self.num_classes
+            with torch.random.fork_rng(devices=[]):   # its placeholder weights leave the run's random streams be
+                net = LabelNet(data.sample_shape[0], self.pretraining.widths, count if labels == "pretrained" else 0,
+                               count if labels == "clusters" else 0)
+            self.state_modules["labeller"] = net.freeze()     # frozen here too: a resumed run never calls setup
+
+    @staticmethod
+    def cluster_count(params: Mapping[str, Any], data: DataInfo) -> int:
+        k = int(params.get("clusters") or data.num_classes)
+        if k < 2:
+            raise ConfigError("algorithm.labels=clusters needs the number of clusters: set algorithm.clusters (>= 2; "
+                              "the data's class count when it has labels)")
+        return k
+
+    @classmethod
+    def network_context(cls, params: dict[str, Any], data: DataInfo) -> dict[str, dict[str, Any]]:
+        if params.get("labels") == "clusters":      # G and D are conditional on the K cluster ids
+            data = dataclasses.replace(data, num_classes=cls.cluster_count(params, data))
+        return super().network_context(params, data)
+
+    @classmethod
+    def needs_labels_with(cls, params: Mapping[str, Any]) -> bool:
+        return cls.needs_labels and params.get("labels") != "clusters"
+
+    # ---------------------------------------------------------------------------------------- pretrained labels
+    def setup(self, dataset: Any, device: torch.device) -> dict[str, Any]:
+        facts = super().setup(dataset, device)
+        if self.labels == "data":
+            return facts
+        if not isinstance(getattr(dataset, "x", None), torch.Tensor):
+            raise DataError(f"algorithm.labels={self.labels} pretrains on the whole training set in memory, but this "
+                            "data is streamed; set data.path=memory (or use a smaller data set)")
+        index = y = None
+        if self.labels == "pretrained":
+            if dataset.y is None:
+                raise DataError(f"algorithm.labels=pretrained needs labels for its labelled subset; {dataset.name} "
+                                "has none (algorithm.labels=clusters needs none)")
+            seed = torch.initial_seed() if self.labelled_seed is None else self.labelled_seed
+            count = max(self.num_classes, round(self.label_fraction * len(dataset.y)))
+            index = choose_labelled(dataset.y, count, self.num_classes, torch.Generator().manual_seed(seed))
+            y = dataset.y[index]
+            facts.update(labelled=int(len(index)), labelled_seed=int(seed))
+        pre = pretrained_labeller(dataset.x, self.labels, self.num_classes, tuple(self.value_range), self.pretraining,
+                                  index, y, dataset.y, name=str(getattr(dataset, "name", "data")))
+        self.state_modules["labeller"].load_state_dict(pre.net.state_dict())
+        return {**facts, **{f"pretrain_{k}": v for k, v in pre.facts.items()}}
+
+    def real_pairs(self, ctx: StepContext) -> tuple[torch.Tensor, torch.Tensor]:
+        """Pretrained labels: the batch's images with the label network's labels (module docstring)."""
+        if self.labels == "data":
+            return super().real_pairs(ctx)
+        batch = ctx.real_batch()
+        predicted = self.state_modules["labeller"].label(batch.x)
+        if self.labels == "pretrained" and batch.y is not None:
+            # A diagnostic only (no loss or decision reads it): how often the pretrained labels are the data's.
+            self._pseudo_accuracy = (predicted == batch.y).float().mean()
+        return batch.x, predicted
 
     def monitored_layers(self) -> dict[str, nn.Module]:
         out = {}
@@ -90,6 +180,8 @@ class BigGAN(Conditional):
 
     def train_step(self, ctx: StepContext) -> dict[str, torch.Tensor | float]:
         logs = super().train_step(ctx)
+        if self.labels == "pretrained" and hasattr(self, "_pseudo_accuracy"):
+            logs["pseudo_label_accuracy"] = self._pseudo_accuracy
         if self.monitor_sigma:
             for name, layer in self.monitored_layers().items():
                 logs[f"sigma0_{name}"], logs[f"sigma01_{name}"] = top_singular_values(layer)
