@@ -138,6 +138,28 @@ def traversal_effects(images: torch.Tensor, values: torch.Tensor, rows: int) -> 
     return out
 
 
+def within_class_spread(images: torch.Tensor, labels: torch.Tensor, num_classes: int) -> dict[str, Any]:
+    """How much images of one class differ from each other, averaged over the classes present: the mean pairwise
+    L2 distance between images (pixels in [0, 1], so 0 for copies of one image), and per stroke property its
+    standard deviation within the class. Compare a generator's figures with those of real digits of each class:
+    a ratio near 1 is real-like variety, near 0 one image per class."""
+    props = stroke_properties(images)
+    flat = images.float().clamp(0, 1).flatten(1)
+    pairwise, spread = [], {name: [] for name in PROPERTIES}
+    for c in range(num_classes):
+        members = (labels == c).nonzero().flatten()
+        if len(members) < 2:
+            continue
+        d = torch.cdist(flat[members], flat[members])
+        m = len(members)
+        pairwise.append(float(d.sum() / (m * (m - 1))))          # the diagonal is 0: mean over distinct pairs
+        for name in PROPERTIES:
+            spread[name].append(float(props[name][members].std()))
+    return {"pairwise_l2": round(sum(pairwise) / len(pairwise), 3),
+            "pairwise_l2_per_class": [round(v, 2) for v in pairwise],
+            "stroke_std": {name: round(sum(v) / len(v), 4) for name, v in spread.items()}}
+
+
 def print_table(result: dict[str, Any]) -> None:
     print("\n| figure | value |\n|---|---|")
     for k, v in result.items():

@@ -7,6 +7,9 @@ Figures:
 - label accuracy through both stages: 1000 samples, 100 per label, label -> G1(label, z1) -> G0(feature, z0),
   classified by ganforge's own digit classifier (``domain_classifier("mnist5k")``), and the classes present;
   also the book's ``enc1_acc`` (Encoder1 on G1's features) and the encoder's accuracy on the generated images;
+- within-class variety: for 100 samples of each digit, the mean pairwise pixel distance and the spread of the stroke
+  properties (``within_class_spread``), with both codes drawn, with only z0 and with only z1 drawn, against the
+  100 held-out real digits of each class (the ratio to real: near 1 real-like variety, near 0 one image per digit);
 - what z0 and z1 control: the book's traversals (figures 10.17 / 10.18: z0 a constant vector from -4 to 4 with
   z1 = 0; z1 from -1 to 1 with z0 = 0), measured with the stroke properties of ``disentangle_common``.
 Grids (written with ``ganforge sample``): ``labels.png`` (``--labels 0-9``, figure 10.16), ``stage-z0.png`` and
@@ -24,7 +27,8 @@ import torch
 import torch.nn.functional as F
 
 import ganforge
-from disentangle_common import announced_classifier, bench_arguments, trained_run, print_table, sample_grid, setup_facts, traversal_effects
+from disentangle_common import (announced_classifier, bench_arguments, print_table, sample_grid, setup_facts,
+                                trained_run, traversal_effects, within_class_spread)
 from ganforge.data import load_source
 from ganforge.data.mnist5k import split_train_test
 
@@ -72,6 +76,15 @@ def main() -> None:
                                         fix={other: 0.0})
         effects[name] = traversal_effects(x, torch.linspace(lo, hi, 10).repeat(10), rows=10)
 
+    # within-class variety: 100 samples per digit with both codes drawn, with only z0 drawn (z1 and the label shared
+    # along the row) and with only z1 drawn, against 100 held-out real digits of each class
+    spread = {"real": within_class_spread(test.x.float() / 255, test.y, k)}
+    for name, controls in (("both_codes", {}), ("z0_only", {"stage": "z0"}), ("z1_only", {"stage": "z1"})):
+        x, y = model.sample_with_inputs(100 * k, seed=5, labels=list(range(k)), per_row=100, **controls)
+        spread[name] = within_class_spread(x, y, k)
+    real_l2 = spread["real"]["pairwise_l2"]
+    spread_ratio = {name: round(v["pairwise_l2"] / real_l2, 3) for name, v in spread.items() if name != "real"}
+
     steps = trained["steps"]
     result = {
         "recipe": args.recipe, "precision": args.precision, "threads": args.threads, "steps": steps,
@@ -86,6 +99,7 @@ def main() -> None:
         "classes_present_2pct": present, "enc1_acc_on_G1_features": round(enc1_acc, 4),
         "encoder_accuracy_on_generated_images": round(encoder_on_fakes, 4),
         "z0_sweep_effects": effects["z0"], "z1_sweep_effects": effects["z1"],
+        "within_class_pairwise_l2_ratio_to_real": spread_ratio, "within_class_spread": spread,
         "grids": {p.stem: str(p) for p in sorted(grids.glob("*.png"))}, "run_dir": str(run_dir),
         "settings": args.set,
     }

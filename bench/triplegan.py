@@ -7,8 +7,9 @@ settings, the same labelled subset, the same labelled batch size and the same nu
 got, on the cross-entropy of the labelled batch alone (R_L, no unlabelled or generated data). When the run keeps
 an EMA of C (``train.ema.enabled``), the baseline keeps one with the same decay. Both are evaluated on the 1,000
 held-out bundled digits (``mnist5k?split=test``, never trained on). Also measured: the label accuracy of G's
-samples, by ganforge's own digit classifier (a LeNet trained on the same 4,000 training digits), and a grid of G
-with a row per class (``--labels 0-9``). Not a test; run it by hand, e.g.:
+samples, by ganforge's own digit classifier (a LeNet trained on the same 4,000 training digits), their variety
+within a class (mean pairwise pixel distance of G's samples of one label over that of the held-out real digits of
+that class: ~0 when G ignores z), and a grid of G with a row per class (``--labels 0-9``). Not a test; run it by hand, e.g.:
 
     .venv/bin/python bench/triplegan.py --steps 3000 --threads 1 --out runs/bench-triplegan
 """
@@ -33,6 +34,8 @@ from ganforge.metrics.domain import domain_classifier
 from ganforge.report import save_grid
 from ganforge.train.ema import EMA
 from ganforge.train.trainer import lr_factor, make_optimizer
+
+from disentangle_common import within_class_spread
 
 
 @torch.no_grad()
@@ -133,6 +136,10 @@ def main() -> None:
     samples, labels = model.sample_with_inputs(per * 10, seed=123, labels=list(range(10)), per_row=per)
     probs, _ = clf.predict(samples, vr)
     g_label_acc = float((probs.argmax(1) == labels).float().mean())
+    # within-class variety of G against held-out real digits: a G that ignores z (one image per class) gives ~0
+    x01 = (samples - vr[0]) / (vr[1] - vr[0])
+    g_spread = within_class_spread(x01, labels, 10)
+    real_spread = within_class_spread(test_ds.x.float() / 255, test_ds.y, 10)
     grid_images, _ = model.sample_with_inputs(100, seed=0, labels=list(range(10)))
     grid = save_grid(to_uint8(grid_images, vr), out / "grid-labels-0-9.png", nrow=10, scale=2)
 
@@ -146,6 +153,8 @@ def main() -> None:
         "baseline_C_ema_heldout_accuracy": round(base["accuracy_ema"], 4) if "accuracy_ema" in base else None,
         "baseline_updates": base["updates"], "baseline_wall_s": base["wall_s"],
         "G_label_accuracy_by_domain_classifier": round(g_label_acc, 4),
+        "G_within_class_pairwise_l2": g_spread["pairwise_l2"], "real_within_class_pairwise_l2": real_spread["pairwise_l2"],
+        "G_within_class_spread_ratio_to_real": round(g_spread["pairwise_l2"] / real_spread["pairwise_l2"], 3),
         "domain_classifier_heldout_accuracy": round(clf.test_accuracy, 4),
         "heldout_size": len(y_test), "triplegan_curve": curve, "baseline_curve": base["curve"],
         "grid": str(grid), "run_dir": str(run.run_dir),

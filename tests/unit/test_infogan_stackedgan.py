@@ -211,8 +211,12 @@ def test_code_purity_finds_the_best_one_to_one_mapping():
 
 
 # ------------------------------------------------------------------------------------------------- StackedGAN
-def test_stackedgan_steps_compute_the_books_losses():
-    algo = algorithm("stackedgan-mnist", TINY_STACKED)
+@pytest.mark.parametrize("recipe, ent1, q_on_real", [
+    ("stackedgan-mnist", 1.0, True),              # the listing: stage 1's entropy weight 1, Q fitted on both halves
+    ("stackedgan-mnist-quick", 10.0, False),      # the text's weight 10 on both stages, Q fitted on fakes only
+])
+def test_stackedgan_steps_compute_the_books_losses(recipe, ent1, q_on_real):
+    algo = algorithm(recipe, TINY_STACKED)
     batch = digits(8, seed=3)
     batch = Batch(batch.x, batch.y)
     ctx = RecordingContext(batch)
@@ -226,17 +230,19 @@ def test_stackedgan_steps_compute_the_books_losses():
     torch.manual_seed(11)
     draws = [(torch.randn(n, zd) * 0.5) for _ in range(4)]   # fake_z1, fake_z0, z1, z0 in listing order
     mse = lambda a, b: ((a - b) ** 2).mean()                          # noqa: E731  Keras 'mse'
+    # the listing's Q target on [real; fake] is concat(fake_z, fake_z); without it Q sees only the fake half
+    q_mse = lambda code, z: mse(code, torch.cat([z, z])) if q_on_real else mse(code[n:], z)   # noqa: E731
     with torch.no_grad():
         f1 = E0(batch.x)
         out = D1(torch.cat([f1, G1(draws[0], y)]))
         p = torch.sigmoid(out.source)
-        direct_d1 = bce_probs_pair(p, n) + 1.0 * mse(out.code, torch.cat([draws[0], draws[0]]))
+        direct_d1 = bce_probs_pair(p, n) + ent1 * q_mse(out.code, draws[0])
         out = D0(torch.cat([batch.x, G0(draws[1], f1)]))
-        direct_d0 = bce_probs_pair(torch.sigmoid(out.source), n) + 10.0 * mse(out.code, torch.cat([draws[1], draws[1]]))
+        direct_d0 = bce_probs_pair(torch.sigmoid(out.source), n) + 10.0 * q_mse(out.code, draws[1])
         f1_fake = G1(draws[2], y)
         out = D1(f1_fake)
         probs = F.softmax(E1(f1_fake), 1)
-        direct_g1 = (bce_probs(torch.sigmoid(out.source), 1.0) + 1.0 * mse(out.code, draws[2])
+        direct_g1 = (bce_probs(torch.sigmoid(out.source), 1.0) + ent1 * mse(out.code, draws[2])
                      + 1.0 * -(probs.log().gather(1, batch.y[:, None])).mean())
         x_fake = G0(draws[3], f1)
         out = D0(x_fake)

@@ -100,15 +100,16 @@ def _draws(algo, n, seed):
     return to_model_range(xs[pick], algo.value_range), ys[pick], z
 
 
-@pytest.mark.parametrize("objective, c_adversarial, pseudo_label, d_real_pseudo", [
-    ("nonsaturating", "minimax", "sample", False),          # the recipe's default
-    ("minimax", "nonsaturating", "argmax", True),
-    ("nonsaturating", "nonsaturating", "expectation", False),
+@pytest.mark.parametrize("objective, c_adversarial, pseudo_label, d_real_pseudo, d_labelled_batch", [
+    ("nonsaturating", "minimax", "sample", False, 0),          # the recipe's default
+    ("minimax", "nonsaturating", "argmax", True, 0),
+    ("nonsaturating", "nonsaturating", "expectation", False, 0),
+    ("nonsaturating", "minimax", "sample", True, 3),           # triplegan-mnist-quick: D's reals mostly C-labelled
 ])
-def test_step_losses_match_the_paper_formulas(objective, c_adversarial, pseudo_label, d_real_pseudo):
+def test_step_losses_match_the_paper_formulas(objective, c_adversarial, pseudo_label, d_real_pseudo, d_labelled_batch):
     alpha, alpha_p = 0.3, 0.25
     algo = _algorithm(objective, alpha=alpha, alpha_p=alpha_p, pseudo_label=pseudo_label, c_adversarial=c_adversarial,
-                      d_real_pseudo=d_real_pseudo)
+                      d_real_pseudo=d_real_pseudo, d_labelled_batch=d_labelled_batch)
     ds = _digits()
     ctx, x_c, logs = _run_step(algo, ds, seed=5)
     n = len(x_c)
@@ -129,9 +130,11 @@ def test_step_losses_match_the_paper_formulas(objective, c_adversarial, pseudo_l
     else:
         y_c = p.argmax(1)
     x_real, y_real = x_d, y_d
+    if d_labelled_batch:   # D's labelled pairs: the first d_labelled_batch of the (randomly drawn) labelled batch
+        x_real, y_real = x_d[:d_labelled_batch], y_d[:d_labelled_batch]
     if d_real_pseudo:      # the authors' code: unlabelled x with C's argmax label are real pairs too
         with torch.no_grad():
-            x_real, y_real = torch.cat([x_d, x_c]), torch.cat([y_d, C(x_c).argmax(1)])
+            x_real, y_real = torch.cat([x_real, x_c]), torch.cat([y_real, C(x_c).argmax(1)])
     with torch.no_grad():
         log_d_real, _ = _log_sigmoid_terms(D(x_real, oh(y_real)))
         _, log_1m_d_g = _log_sigmoid_terms(D(x_g, oh(y_g)))
@@ -270,6 +273,7 @@ def test_sampling_controls_lay_out_labels():
     ({"algorithm.alpha": 1.5}, ConfigError, "algorithm.alpha"),
     ({"algorithm.pseudo_label": "mode"}, ConfigError, "pseudo_label"),
     ({"algorithm.alpha_p": -1}, ConfigError, "alpha_p"),
+    ({"algorithm.labelled_batch": 8, "algorithm.d_labelled_batch": 9}, ConfigError, "d_labelled_batch"),
     ({"networks.D.arch": "dcgan-book"}, ConfigError, "pair_discriminator"),
     ({"data.source": "toy:ring8"}, ConfigError, "images"),
 ])

@@ -43,10 +43,12 @@ Paper vs authors' code. The default is the paper's core loss above, with alpha =
 (authors' code); the paper switches R_P on only once G makes sensible samples (``pseudo_start``, a step count). The authors' MNIST
 code adds a 30-epoch pretraining of C, an entropy term on C's predictions for unlabelled data (0.3), a class-balance
 term, weight decay, parameter averaging of C for evaluation, and puts C's argmax-labelled unlabelled pairs among
-D's *real* pairs (a second unlabelled batch each step). Of these ganforge offers ``entropy_weight`` and
-``d_real_pseudo`` (both off by default) and, for averaging, the trainer's EMA (``train.ema.enabled``: G and C are
-averaged); the rest is not implemented. Without ``d_real_pseudo`` D's only real pairs are the labelled ones (100
-images); a 600-step run here with it showed no gain for C or G, so the default stays the paper's.
+D's *real* pairs (a second unlabelled batch each step: 400 of them beside only ``num_labelled / 100`` = 1 labelled
+pair). Of these ganforge offers ``entropy_weight``, ``d_real_pseudo`` and ``d_labelled_batch`` (how many of the
+labelled batch's pairs D sees as real; 0: all of them; the authors' 1) (all off by default) and, for averaging, the
+trainer's EMA (``train.ema.enabled``: G and C are averaged); the rest is not implemented. Without
+``d_real_pseudo`` D's only real pairs are the labelled ones (100 images), so G can satisfy D by reproducing them:
+in a measured paper-recipe run G ignored z (every sample of a class the same image) -- see triplegan-mnist-quick.
 
 The labelled subset. ``setup`` (run once, at step 0 of a fresh run) chooses ``labelled`` examples class-balanced
 (``labelled // K`` per class; a remainder goes to randomly chosen classes) from the training data, reproducibly
@@ -153,7 +155,8 @@ class TripleGAN(Algorithm):
                  latent_dist: LatentDist = "uniform", latent_std: float = 1.0, labelled: int = 100,
                  labelled_seed: int | None = None, labelled_batch: int = 0, alpha: float = 0.5,
                  alpha_p: float = 0.1, pseudo_start: int = 0, pseudo_label: PseudoLabel = "sample",
-                 c_adversarial: CAdversarial = "minimax", entropy_weight: float = 0.0, d_real_pseudo: bool = False):
+                 c_adversarial: CAdversarial = "minimax", entropy_weight: float = 0.0, d_real_pseudo: bool = False,
+                 d_labelled_batch: int = 0):
         super().__init__(nets, objective, data)
         check_needs(self.name, objective, self.supported_needs, why=self.refused_because,
                     instead=f"use objective.name={' or '.join(SUPPORTED_OBJECTIVES)}")
@@ -170,14 +173,18 @@ class TripleGAN(Algorithm):
                               f"class has a labelled example, got {labelled}")
         if not 0.0 <= alpha <= 1.0:
             raise ConfigError(f"algorithm.alpha must be in [0, 1] (the share of C's pairs among D's fakes), got {alpha}")
-        if alpha_p < 0 or entropy_weight < 0 or pseudo_start < 0 or labelled_batch < 0:
-            raise ConfigError("algorithm: alpha_p, entropy_weight, pseudo_start and labelled_batch must be >= 0 (got "
-                              f"{alpha_p}, {entropy_weight}, {pseudo_start}, {labelled_batch})")
+        if alpha_p < 0 or entropy_weight < 0 or pseudo_start < 0 or labelled_batch < 0 or d_labelled_batch < 0:
+            raise ConfigError("algorithm: alpha_p, entropy_weight, pseudo_start, labelled_batch and d_labelled_batch "
+                              f"must be >= 0 (got {alpha_p}, {entropy_weight}, {pseudo_start}, {labelled_batch}, "
+                              f"{d_labelled_batch})")
+        if labelled_batch and d_labelled_batch > labelled_batch:
+            raise ConfigError(f"algorithm.d_labelled_batch={d_labelled_batch} exceeds algorithm.labelled_batch="
+                              f"{labelled_batch}: D's labelled pairs are a part of the labelled batch; lower it")
         self.latent_dim, self.latent_dist, self.latent_std = latent_dim, latent_dist, latent_std
         self.labelled, self.labelled_seed, self.labelled_batch = labelled, labelled_seed, labelled_batch
         self.alpha, self.alpha_p, self.pseudo_start = alpha, alpha_p, pseudo_start
         self.pseudo_label, self.c_adversarial, self.entropy_weight = pseudo_label, c_adversarial, entropy_weight
-        self.d_real_pseudo = d_real_pseudo
+        self.d_real_pseudo, self.d_labelled_batch = d_real_pseudo, d_labelled_batch
         self.num_classes = data.num_classes
         # State, not a network: no optimizer group, EMA copy or weights file includes it.
         self.state_modules["labelled"] = LabelledSubset(labelled, tuple(data.sample_shape), data.kind == "image")
@@ -275,13 +282,19 @@ class TripleGAN(Algorithm):
 
         # D: ascend log D(real pairs) + alpha log(1 - D(C's pairs)) + (1 - alpha) log(1 - D(G's pairs)).
         x_real, y_real = x_d, y_d
+        if self.d_labelled_batch:
+            if self.d_labelled_batch > len(x_d):
+                raise ConfigError(f"algorithm.d_labelled_batch={self.d_labelled_batch} exceeds the labelled batch "
+                                  f"({len(x_d)}): D's labelled pairs are a part of it; lower it")
+            # the batch was drawn at random, so its first pairs are a random draw too
+            x_real, y_real = x_d[:self.d_labelled_batch], y_d[:self.d_labelled_batch]
         if self.d_real_pseudo:
             # The authors' code: a second unlabelled batch (labels dropped too), labelled by C's argmax, counts as
             # real pairs beside the labelled ones.
             x_u = ctx.real_batch().x
             with torch.no_grad(), ctx.autocast():
                 y_u = C(x_u).argmax(1)
-            x_real, y_real = torch.cat([x_d, x_u]), torch.cat([y_d, y_u])
+            x_real, y_real = torch.cat([x_real, x_u]), torch.cat([y_real, y_u])
         with ctx.autocast():
             s_d = D(x_real, self.onehot(y_real))
             s_c = D(x_c_pairs, self.onehot(y_c))
