@@ -391,6 +391,12 @@ RECIPE_CASES = [
     ("vaegan-digits", ["--set", "algorithm.gamma=-1"], "algorithm.gamma and algorithm.sigma must be > 0"),
     ("stackgan-digits", ["--set", "algorithm.kl_weight=-1"], "algorithm.kl_weight must be >= 0"),
     ("text2image-digits", ["--set", "networks.T.arch=minilm"], "set algorithm.text_dim=384"),
+    # session 9: S2GAN / clustering, Triple-GAN's D pairs
+    ("s2gan-digits", ["--set", "algorithm.label_fraction=0"], "algorithm.label_fraction must be in (0, 1]"),
+    ("s2gan-digits", ["--set", "algorithm.pretrain_widths=[]"], "algorithm.pretrain_widths must be a non-empty"),
+    ("biggan-clusters-digits", ["--set", "algorithm.clusters=1"], "set algorithm.clusters (>= 2"),
+    ("biggan-digits", ["--set", "algorithm.labels=foo"], "algorithm.labels must be one of 'data', 'pretrained'"),
+    ("triplegan-mnist-quick", ["--set", "algorithm.d_labelled_batch=-1"], "d_labelled_batch must be >= 0"),
 ]
 
 
