@@ -1,12 +1,13 @@
 """StyleGAN's blocks against direct computation: AdaIN, the per-layer noise input, the mapping network's learning-rate
 multiplier, style mixing at the crossover layer, truncation in W (psi and cutoff), the style-mixing grid's layout,
-fixed noise, and StyleGAN2's weight demodulation."""
+fixed noise, StyleGAN2's weight demodulation and the tanh output option."""
 from __future__ import annotations
 
 import pytest
 import torch
 
 from ganforge.algorithms.latent_walk import w_space_inputs
+from ganforge.errors import ConfigError
 from ganforge.models.stylegan import StyleGANGenerator
 from ganforge.nn.adain import AdaIN, ModulatedConv2d, demodulated
 from ganforge.nn.equalized import EqualizedLinear
@@ -205,3 +206,18 @@ def test_demodulation_normalises_each_output_channels_kernel():
     torch.testing.assert_close(conv(x, w), expected, rtol=1e-5, atol=1e-5)
     G = tiny_generator(demodulate=True)
     assert G.num_layers == 5 and all(layer.adain is None for layer in G.layers)
+
+
+def test_tanh_output_is_the_linear_toRGB_squashed_and_a_bad_value_is_refused():
+    torch.manual_seed(0)
+    linear = tiny_generator().eval()
+    squashed = tiny_generator(out_activation="tanh").eval()
+    squashed.load_state_dict(linear.state_dict())           # the same parameters: tanh is not a parameter
+    with torch.no_grad():
+        ws = linear.styles(torch.randn(6, 8)) * 20          # large styles push the linear output past [-1, 1]
+        raw, bounded = linear(ws), squashed(ws)
+    assert raw.abs().max() > 1.5
+    torch.testing.assert_close(bounded, torch.tanh(raw))
+    with pytest.raises(ConfigError, match="out_activation must be none .* or tanh"):
+        tiny_generator(out_activation="sigmoid")
+

@@ -16,7 +16,8 @@ per resolution s = 4 .. image_size two layers, each
     [conv3x3 (the first of s >= 8 after a 2x upsampling)] -> noise (B) -> bias -> LeakyReLU 0.2 -> AdaIN(A(w_layer))
 
 (the 4 x 4 block's first layer has no conv: the constant goes straight to noise and AdaIN), so 2 log2(image_size / 2)
-style layers, each with its own style; then a 1x1 toRGB (gain 1, linear output; images in [-1, 1]). Channels C(s) =
+style layers, each with its own style; then a 1x1 toRGB (gain 1, linear output; images in [-1, 1]; ``out_activation:
+tanh`` squashes it, not the paper's: the CPU recipe's, whose tiny G otherwise overshoots the range). Channels C(s) =
 min(2 fmap_base / s, fmap_max) as ProGAN's (the paper: 512 up to 32 px). ``upsample: bilinear`` is the paper's
 (section 2: "bilinear up/downsampling"), as the authors implement it: nearest-neighbour 2x, conv, then the [1 2 1]
 binomial blur (``blur2d``); ``nearest`` is ProGAN's. No progressive growing: the networks train at image_size from
@@ -135,10 +136,12 @@ class StyleGANGenerator(GeneratorBase):
                  mapping_layers: int = 8, mapping_hidden: int | None = None, mapping_lr_mul: float = 0.01,
                  fmap_base: int = 8192, fmap_max: int = 512, upsample: Literal["bilinear", "nearest"] = "bilinear",
                  style_mixing: float = 0.9, w_avg_beta: float = 0.995, truncation_cutoff: int | None = 8,
-                 demodulate: bool = False, leaky_slope: float = 0.2, normalize_latents: bool = True) -> None:
+                 demodulate: bool = False, leaky_slope: float = 0.2, normalize_latents: bool = True,
+                 out_activation: Literal["none", "tanh"] = "none") -> None:
         """``w_dim`` / ``mapping_hidden``: default latent_dim (the paper: 512 all three); ``truncation_cutoff``: the
         layers below it are truncated by ``--truncation`` unless ``--truncation-cutoff`` says otherwise (the paper's
-        8: 4^2 - 32^2; None: all layers)."""
+        8: 4^2 - 32^2; None: all layers); ``out_activation: none`` is the paper's linear toRGB, ``tanh`` bounds the
+        images to [-1, 1] (not the paper's; as ProGAN's option of the same name)."""
         super().__init__()
         if fmap_base < 1 or fmap_max < 1:
             raise ConfigError(f"networks.G: fmap_base and fmap_max must be >= 1, got {fmap_base} and {fmap_max}")
@@ -147,12 +150,16 @@ class StyleGANGenerator(GeneratorBase):
                               f"{upsample!r}")
         if not 0.0 <= style_mixing <= 1.0:
             raise ConfigError(f"networks.G.style_mixing is a probability (the paper: 0.9), got {style_mixing}")
+        if out_activation not in ("none", "tanh"):
+            raise ConfigError(f"networks.G.out_activation must be none (the paper's linear output) or tanh, got "
+                              f"{out_activation!r}")
         if not 0.0 <= w_avg_beta < 1.0:
             raise ConfigError(f"networks.G.w_avg_beta must be in [0, 1) (the authors': 0.995), got {w_avg_beta}")
         self.sizes = resolutions(image_size, "stylegan")
         self.latent_dim, self.channels = latent_dim, channels
         self.w_dim = w_dim or latent_dim
         self.style_mixing, self.w_avg_beta, self.demodulate = style_mixing, w_avg_beta, demodulate
+        self.out_activation = out_activation
         self.mapping = MappingNetwork(latent_dim, self.w_dim, mapping_layers, mapping_hidden, mapping_lr_mul,
                                       leaky_slope, normalize_latents)
         ch = [channels_at(s, fmap_base, fmap_max) for s in self.sizes]
@@ -176,7 +183,7 @@ class StyleGANGenerator(GeneratorBase):
 
     @property
     def value_range(self) -> tuple[float, float]:
-        return (-1.0, 1.0)     # linear output, the authors' dynamic range [-1, 1]
+        return (-1.0, 1.0)     # the authors' dynamic range [-1, 1] (linear output, clamped for display; or tanh)
 
     @property
     def num_layers(self) -> int:
@@ -242,7 +249,8 @@ class StyleGANGenerator(GeneratorBase):
         x = self.const.expand(len(ws), -1, -1, -1).to(ws.dtype)
         for i, layer in enumerate(self.layers):
             x = layer(x, ws[:, i], generator)
-        return self.to_rgb(x)
+        x = self.to_rgb(x)
+        return torch.tanh(x) if self.out_activation == "tanh" else x
 
     def forward(self, z: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """z (N, latent_dim): mapped (training mode: w_avg tracked, styles mixed) then synthesised; per-layer styles
