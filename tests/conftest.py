@@ -113,6 +113,17 @@ def assert_same_checkpoint(a: tuple, b: tuple, rng_key: str = "torch") -> None:
     assert torch.equal(ta["rng"][rng_key], tb["rng"][rng_key])
 
 
+def straight_and_resumed(recipe: str, tmp_path, overrides: dict, steps: int = 4, first: int = 2) -> tuple[tuple, tuple]:
+    """Checkpoints of ``recipe`` trained ``steps`` steps straight (``tmp_path/a``) and ``first`` steps, then resumed
+    to ``steps`` (``tmp_path/b``), as ``read_checkpoint`` returns them: ``assert_same_checkpoint`` them."""
+    import ganforge
+    from ganforge.train.checkpoint import latest_checkpoint, read_checkpoint
+    straight = ganforge.train(recipe, steps=steps, out=tmp_path / "a", progress=False, overrides=overrides)
+    ganforge.train(recipe, steps=first, out=tmp_path / "b", progress=False, overrides=overrides)
+    resumed = ganforge.train(resume=tmp_path / "b", steps=steps, progress=False)
+    return read_checkpoint(latest_checkpoint(straight.run_dir)), read_checkpoint(latest_checkpoint(resumed.run_dir))
+
+
 class RecordingContext:
     """A StepContext that hands out one fixed real batch (whatever stream is asked for) and records each update's
     loss (detached, float64) instead of stepping: the weights stay as they were, so unit tests can recompute the

@@ -11,9 +11,8 @@ import pytest
 import torch
 
 import ganforge
-from ganforge.train.checkpoint import latest_checkpoint, read_checkpoint
 
-from conftest import assert_same_checkpoint, learned, run_cli
+from conftest import assert_same_checkpoint, learned, run_cli, straight_and_resumed
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -27,7 +26,8 @@ TINY = {**QUIET, "data.source": "mnist5k", "data.image_size": 16, "data.channels
 
 
 def train_rows(run) -> list[dict]:
-    rows = [json.loads(line) for line in (run.run_dir / "metrics.jsonl").read_text().splitlines()]
+    """The train rows of a run (or of a run directory)."""
+    rows = [json.loads(line) for line in (getattr(run, "run_dir", run) / "metrics.jsonl").read_text().splitlines()]
     return [r for r in rows if r.get("kind") == "train"]
 
 
@@ -63,15 +63,12 @@ def test_truncation_resamples_the_whole_hierarchical_z(tmp_path, capsys):
 
 def test_s3gan_resume_is_bit_exact_with_its_labelled_subset(tmp_path):
     over = {**TINY, "algorithm.n_critic": 2}
-    straight = ganforge.train("s3gan-digits", steps=4, out=tmp_path / "a", progress=False, overrides=over)
-    ganforge.train("s3gan-digits", steps=2, out=tmp_path / "b", progress=False, overrides=over)
-    resumed = ganforge.train(resume=tmp_path / "b", steps=4, progress=False)
-    a, b = read_checkpoint(latest_checkpoint(straight.run_dir)), read_checkpoint(latest_checkpoint(resumed.run_dir))
+    a, b = straight_and_resumed("s3gan-digits", tmp_path, over)
     assert_same_checkpoint(a, b)            # weights, EMA, both optimizers, the RNG and the algorithm.* state
     for key in ("labelled.index", "labelled.x", "labelled.y"):
         assert torch.equal(a[0][f"algorithm.{key}"], b[0][f"algorithm.{key}"]), key
     assert a[0]["algorithm.labelled.x"].shape == (500, 1, 16, 16)       # 10 % of the 5,000 digits
-    assert [r["class_loss"] for r in train_rows(straight)] == [r["class_loss"] for r in train_rows(resumed)]
+    assert [r["class_loss"] for r in train_rows(tmp_path / "a")] == [r["class_loss"] for r in train_rows(tmp_path / "b")]
 
 
 # The semi-supervised part learns within ~15 s of CPU: c_CT, a linear head on D's pooled features, reads the labelled

@@ -14,9 +14,8 @@ from PIL import Image
 import ganforge
 from ganforge.algorithms.label_pretraining import PretrainSettings, pretrained_labeller
 from ganforge.algorithms.triplegan import choose_labelled
-from ganforge.train.checkpoint import latest_checkpoint, read_checkpoint
 
-from conftest import assert_same_checkpoint, learned
+from conftest import assert_same_checkpoint, learned, straight_and_resumed
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -31,7 +30,8 @@ TINY = {"train.threads": 1, "train.log_every": 1, "train.sample_every": 1000, "t
 
 
 def rows(run, kind: str = "train") -> list[dict]:
-    out = [json.loads(line) for line in (run.run_dir / "metrics.jsonl").read_text().splitlines()]
+    """The rows of one kind of a run (or of a run directory)."""
+    out = [json.loads(line) for line in (getattr(run, "run_dir", run) / "metrics.jsonl").read_text().splitlines()]
     return [r for r in out if r.get("kind") == kind]
 
 
@@ -71,14 +71,11 @@ def test_clusters_train_on_a_folder_without_labels(tmp_path):
 
 def test_s2gan_resume_is_bit_exact_with_its_frozen_label_network(tmp_path):
     over = {**TINY, "algorithm.n_critic": 2}
-    straight = ganforge.train("s2gan-digits", steps=4, out=tmp_path / "a", progress=False, overrides=over)
-    ganforge.train("s2gan-digits", steps=2, out=tmp_path / "b", progress=False, overrides=over)
-    resumed = ganforge.train(resume=tmp_path / "b", steps=4, progress=False)
-    a, b = read_checkpoint(latest_checkpoint(straight.run_dir)), read_checkpoint(latest_checkpoint(resumed.run_dir))
+    a, b = straight_and_resumed("s2gan-digits", tmp_path, over)
     assert_same_checkpoint(a, b)            # weights, EMA, both optimizers, the RNG and the algorithm.* state
     keys = [k for k in a[0] if k.startswith("algorithm.labeller.")]
     assert "algorithm.labeller.classifier.weight" in keys and all(torch.equal(a[0][k], b[0][k]) for k in keys)
-    assert [r["pseudo_label_accuracy"] for r in rows(straight)] == [r["pseudo_label_accuracy"] for r in rows(resumed)]
+    assert [r["pseudo_label_accuracy"] for r in rows(tmp_path / "a")] == [r["pseudo_label_accuracy"] for r in rows(tmp_path / "b")]
 
 
 # The semi-supervised pretraining learns in a few CPU seconds: rotation + the cross-entropy of 100 labelled digits

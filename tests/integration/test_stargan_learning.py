@@ -15,9 +15,8 @@ from ganforge.algorithms.base import eval_mode
 from ganforge.data import load_source, to_model_range
 from ganforge.data.mnist5k import derive
 from ganforge.errors import ConfigError
-from ganforge.train.checkpoint import latest_checkpoint, read_checkpoint
 
-from conftest import assert_same_checkpoint, learned
+from conftest import assert_same_checkpoint, learned, straight_and_resumed
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -28,14 +27,10 @@ TINY = {**QUIET, "networks.G.filters": 4, "networks.G.n_blocks": 1, "networks.D.
 
 
 def test_resume_is_bit_exact_and_the_grid_shows_every_domain(tmp_path):
-    straight = ganforge.train("stargan-digits", steps=4, out=tmp_path / "a", progress=False, overrides=TINY)
-    ganforge.train("stargan-digits", steps=2, out=tmp_path / "b", progress=False, overrides=TINY)
-    resumed = ganforge.train(resume=tmp_path / "b", steps=4, progress=False)
-    assert_same_checkpoint(read_checkpoint(latest_checkpoint(straight.run_dir)),
-                           read_checkpoint(latest_checkpoint(resumed.run_dir)))
+    assert_same_checkpoint(*straight_and_resumed("stargan-digits", tmp_path, TINY))
     png = sorted((tmp_path / "a" / "samples").glob("*.png"))[-1]
     assert Image.open(png).text["columns"] == "input | to plain | to negative | to edges"
-    model = ganforge.load(straight.run_dir)
+    model = ganforge.load(tmp_path / "a")
     digits = load_source("mnist5k?split=test", seed=0).x[:3]
     assert model.translate(digits, to="edges").shape == (3, 1, 28, 28)
     with pytest.raises(ConfigError, match="unknown domain"):
@@ -92,19 +87,15 @@ TWO_SETS_TINY = {**TINY, "algorithm.n_critic": 1}
 
 
 def test_two_datasets_with_the_mask_vector_resume_bit_exactly_and_translate_to_either(tmp_path):
-    straight = ganforge.train("stargan-digits-two-sets", steps=4, out=tmp_path / "a", progress=False,
-                              overrides=TWO_SETS_TINY)
-    ganforge.train("stargan-digits-two-sets", steps=2, out=tmp_path / "b", progress=False, overrides=TWO_SETS_TINY)
-    resumed = ganforge.train(resume=tmp_path / "b", steps=4, progress=False)
-    a, b = read_checkpoint(latest_checkpoint(straight.run_dir)), read_checkpoint(latest_checkpoint(resumed.run_dir))
+    a, b = straight_and_resumed("stargan-digits-two-sets", tmp_path, TWO_SETS_TINY)
     assert_same_checkpoint(a, b)
     assert a[1]["streams"]["b"]["generator"].equal(b[1]["streams"]["b"]["generator"])
-    model = ganforge.load(straight.run_dir)
+    model = ganforge.load(tmp_path / "a")
     G, D = model.algorithm.nets["G"], model.algorithm.nets["D"]
     assert G.cond_dim == 2 + 2 + 2 and D.cond_dim == 2 + 2               # [plain negative | edges thick | mask]
     png = sorted((tmp_path / "a" / "samples").glob("*.png"))[-1]
     assert Image.open(png).text["columns"] == "input | to plain | to negative | to edges | to thick"
-    rows = [r for r in map(json.loads, (straight.run_dir / "metrics.jsonl").read_text().splitlines())
+    rows = [r for r in map(json.loads, (tmp_path / "a" / "metrics.jsonl").read_text().splitlines())
             if r.get("kind") == "train"]
     assert {"d_cls_acc_digits", "d_cls_acc_strokes", "g_cls_digits", "g_cls_strokes"} <= set(rows[-1])
     digits = load_source("mnist5k?split=test", seed=0).x[:3]

@@ -12,9 +12,8 @@ import ganforge
 from ganforge.algorithms.base import eval_mode
 from ganforge.build import build_algorithm
 from ganforge.data import load_source, prepare, to_model_range
-from ganforge.train.checkpoint import latest_checkpoint, read_checkpoint
 
-from conftest import assert_same_checkpoint, learned, run_cli
+from conftest import assert_same_checkpoint, learned, run_cli, straight_and_resumed
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -30,20 +29,17 @@ TINY = {**SMALL, "networks.G.widths": [16, 8], "networks.D.widths": [8, 16], "al
 
 def test_resume_is_bit_exact_and_text_sampling_works_from_the_run(tmp_path, capsys):
     over = {**TINY, "train.ema.enabled": True, "train.ema.decay": 0.9}
-    straight = ganforge.train("text2image-digits", steps=4, out=tmp_path / "a", progress=False, overrides=over)
-    ganforge.train("text2image-digits", steps=2, out=tmp_path / "b", progress=False, overrides=over)
-    resumed = ganforge.train(resume=tmp_path / "b", steps=4, progress=False)
-    a, b = read_checkpoint(latest_checkpoint(straight.run_dir)), read_checkpoint(latest_checkpoint(resumed.run_dir))
+    a, b = straight_and_resumed("text2image-digits", tmp_path, over)
     assert_same_checkpoint(a, b)
     assert any(k.startswith("nets.T.") for k in a[0]) and not any(k.startswith("ema.T.") for k in a[0])
     # --text: a row per caption; --per-row columns; the same z per column with --share-noise, so rows differ by text
     capsys.readouterr()
-    code, out, err = run_cli(["sample", straight.run_dir, "--text", "a thin three", "--text", "a thick seven",
+    code, out, err = run_cli(["sample", tmp_path / "a", "--text", "a thin three", "--text", "a thick seven",
                               "--per-row", 3, "--share-noise", "--out", tmp_path / "t.npz"], capsys)
     assert code == 0 and err == "", err
     arr = np.load(tmp_path / "t.npz")["arr_0"]
     assert arr.shape == (6, 16, 16, 1) and not np.array_equal(arr[:3], arr[3:])
-    model = ganforge.load(straight.run_dir)
+    model = ganforge.load(tmp_path / "a")
     emb = model.algorithm.embed(model.algorithm.caption_tokens(["a thin three", "a thick seven"]))
     z = torch.Generator().manual_seed(0)
     z = model.algorithm.noise(3, torch.device("cpu"), z)
@@ -53,13 +49,13 @@ def test_resume_is_bit_exact_and_text_sampling_works_from_the_run(tmp_path, caps
                                        share_noise=True), direct, atol=1e-6)
     # --text-file and --interpolate-text; unknown words said once; the walk's ends are the two captions
     (tmp_path / "caps.txt").write_text("a thin three\n\na purple zebra three\n")
-    code, _, err = run_cli(["sample", straight.run_dir, "--text-file", tmp_path / "caps.txt", "--per-row", 2,
+    code, _, err = run_cli(["sample", tmp_path / "a", "--text-file", tmp_path / "caps.txt", "--per-row", 2,
                             "--out", tmp_path / "f.png"], capsys)
     assert code == 0 and err.count("does not know purple, zebra") == 1
     walk = model.sample(5, seed=2, interpolate_text=("a thin three", "a thick seven"), per_row=5)
     ends = model.sample(2, seed=2, texts=["a thin three", "a thick seven"], per_row=1, share_noise=True)
     assert torch.allclose(walk[0], ends[0], atol=1e-5) and torch.allclose(walk[4], ends[1], atol=1e-5)
-    code, _, _ = run_cli(["sample", straight.run_dir, "--interpolate-text", "a thin three:a thick seven",
+    code, _, _ = run_cli(["sample", tmp_path / "a", "--interpolate-text", "a thin three:a thick seven",
                           "--per-row", 5, "--n", 10, "--out", tmp_path / "w.png"], capsys)
     assert code == 0
     for args, fragment in [
@@ -69,7 +65,7 @@ def test_resume_is_bit_exact_and_text_sampling_works_from_the_run(tmp_path, caps
         (["--text", "a three", "--interpolate-text", "a:b"], "give one of them"),
         (["--labels", "0-9"], "does not take sampling control(s) labels"),
     ]:
-        code, _, err = run_cli(["sample", straight.run_dir, *args, "--out", tmp_path / "x.png"], capsys)
+        code, _, err = run_cli(["sample", tmp_path / "a", *args, "--out", tmp_path / "x.png"], capsys)
         assert code == 2 and fragment in err and err.count("\n") == 1, err
 
 
