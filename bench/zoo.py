@@ -169,15 +169,19 @@ def train_one(root: Path, recipe: str, raw: dict[str, Any], time_limit: float | 
         limit = {"train.time_limit_s": time_limit or 0.0}   # 0: none (a limit of an earlier sitting stays otherwise)
         if target != stated:
             limit["train.steps"] = target
-        if done == 0:
-            ganforge.train(recipe, out=run_dir, force=True, progress="log", command=f"bench/zoo.py ({recipe})",
-                           overrides={"train.threads": 1, **limit})
-        else:
-            ganforge.train(resume=run_dir, progress="log", command=f"bench/zoo.py ({recipe}, resumed)",
-                           overrides={"train.threads": 1, **limit})
-        state["cpu_seconds"] = state.get("cpu_seconds", 0.0) + cpu_seconds() - before
-        state["wall_seconds"] = state.get("wall_seconds", 0.0) + time.time() - wall
-        state.pop("eval", None)        # figures of an older checkpoint
+        try:
+            if done == 0:
+                ganforge.train(recipe, out=run_dir, force=True, progress="log", command=f"bench/zoo.py ({recipe})",
+                               overrides={"train.threads": 1, **limit})
+            else:
+                ganforge.train(resume=run_dir, progress="log", command=f"bench/zoo.py ({recipe}, resumed)",
+                               overrides={"train.threads": 1, **limit})
+        finally:        # an interrupted sitting (SIGTERM / Ctrl-C: the trainer checkpoints, then raises) counts too
+            state["cpu_seconds"] = state.get("cpu_seconds", 0.0) + cpu_seconds() - before
+            state["wall_seconds"] = state.get("wall_seconds", 0.0) + time.time() - wall
+            state.pop("eval", None)        # figures of an older checkpoint
+            state.update(steps=trained_steps(run_dir), target_steps=target, stated_steps=stated)
+            write_state(root, recipe, state)
     state.update(steps=trained_steps(run_dir), target_steps=target, stated_steps=stated)
     write_state(root, recipe, state)
     return state
