@@ -397,6 +397,7 @@ RECIPE_CASES = [
     ("biggan-clusters-digits", ["--set", "algorithm.clusters=1"], "set algorithm.clusters (>= 2"),
     ("biggan-digits", ["--set", "algorithm.labels=foo"], "algorithm.labels must be one of 'data', 'pretrained'"),
     ("triplegan-mnist-quick", ["--set", "algorithm.d_labelled_batch=-1"], "d_labelled_batch must be >= 0"),
+    ("stylegan-colour", ["--set", "networks.G.out_activation=relu"], "networks.G.out_activation must be one of"),
 ]
 
 
