@@ -16,9 +16,14 @@ Recipes that need data the user brings (``cifar10:DIR``, ``aligned:facades`` ...
 whose stated steps exceed ``--max-steps`` (paper-scale settings) as over the cap, rather than trained -- unless
 ``--cap-steps N`` is given: then a paper-scale recipe on offline data trains its own settings for N steps (only
 ``train.steps`` changed, so a schedule stated over the whole run is compressed; the book recipes here use constant
-or per-step-decay rates) and its row says "capped; recipe M".
+or per-step-decay rates) and its row says "capped; recipe M" -- or ``--budget-minutes M``: then it trains its own
+settings, ``train.steps`` included (no schedule is touched), for M CPU-minutes at one thread (the trainer's
+``train.time_limit_clock: cpu``, so a busy machine does not shorten it), summed over sittings, and is evaluated
+once the budget is spent; its row gives the steps it reached ("in M min; recipe N"). That is the question a CPU
+user asks of a 40,000-step recipe: what it reaches in the minutes they have.
 
     .venv/bin/python bench/zoo.py --family objectives --cap-steps 3000    # the book's 40,000-step MNIST recipes
+    .venv/bin/python bench/zoo.py --family objectives --max-steps 5000 --budget-minutes 6 --jobs 2
 
 Figures per run (``ganforge eval RUN``: the domain classifier's features, ``--n`` samples): domain FID and KID,
 precision / recall, covered modes and label accuracy for image GANs; modes and the high-quality share for the 2-D
@@ -45,7 +50,7 @@ REPO = Path(__file__).resolve().parents[1]
 DEFAULT_ROOT = REPO / "bench" / "zoo-runs"
 DEFAULT_MAX_STEPS = 20_000
 COLUMNS = [("recipe", "recipe"), ("family", "family"), ("data", "data"), ("steps", "steps"),
-           ("cpu_minutes", "CPU-min"), ("precision", "precision"), ("fid", "domain FID"), ("kid", "KID"),
+           ("cpu_minutes", "CPU-min"), ("precision", "dtype"), ("fid", "domain FID"), ("kid", "KID"),
            ("precision_pr", "precision"), ("recall", "recall"), ("modes", "modes"),
            ("label_accuracy", "label acc"), ("figure", "family figure"), ("floor_fid", "real floor FID")]
 
@@ -83,8 +88,14 @@ def zoo_steps(raw: dict[str, Any], max_steps: int, cap_steps: int | None) -> int
     return min(steps, cap_steps) if cap_steps and steps > max_steps else steps
 
 
-def why_skipped(raw: dict[str, Any], max_steps: int, cap_steps: int | None = None) -> str | None:
-    """None for a recipe the zoo trains here, else why not (user data, paper-scale steps without a cap)."""
+def budget_seconds(raw: dict[str, Any], max_steps: int, budget_minutes: float | None) -> float | None:
+    """The training time a paper-scale recipe gets under ``--budget-minutes`` (None: it trains its stated steps)."""
+    return budget_minutes * 60.0 if budget_minutes and stated_steps(raw) > max_steps else None
+
+
+def why_skipped(raw: dict[str, Any], max_steps: int, cap_steps: int | None = None,
+                budget_minutes: float | None = None) -> str | None:
+    """None for a recipe the zoo trains here, else why not (user data, paper-scale steps without a cap or budget)."""
     from ganforge.data import load_source
     from ganforge.errors import GanforgeError
     steps = stated_steps(raw)
@@ -95,7 +106,7 @@ def why_skipped(raw: dict[str, Any], max_steps: int, cap_steps: int | None = Non
             load_source(spec)
         except GanforgeError:
             return f"needs user data ({spec})"
-    if steps > max_steps and not cap_steps:
+    if steps > max_steps and not (cap_steps or budget_minutes):
         return f"paper scale: {steps:,} steps > --max-steps {max_steps:,}"
     return None
 
@@ -151,10 +162,11 @@ def cpu_seconds() -> float:
 
 
 def train_one(root: Path, recipe: str, raw: dict[str, Any], time_limit: float | None,
-              target: int | None = None) -> dict[str, Any]:
+              target: int | None = None, budget_s: float | None = None) -> dict[str, Any]:
     """Train (or resume) RECIPE in this process, one thread, to ``target`` steps (its own by default: a smaller
-    target trains the recipe unchanged except ``train.steps``, for a CPU figure of a paper-scale recipe); the state
-    with CPU time summed over sittings."""
+    target trains the recipe unchanged except ``train.steps``, for a CPU figure of a paper-scale recipe), or, with
+    ``budget_s``, its own steps until that much training time (summed over sittings) is spent; the state with CPU
+    time summed over sittings."""
     import torch
 
     import ganforge
@@ -164,9 +176,19 @@ def train_one(root: Path, recipe: str, raw: dict[str, Any], time_limit: float | 
     target = target or stated
     state = read_state(root, recipe)
     done = trained_steps(run_dir)
-    if done < target:
+    budget_left = None
+    if budget_s:
+        state["budget_seconds"] = budget_s
+        budget_left = budget_s - state.get("cpu_seconds", 0.0)
+        if state.get("budget_spent"):
+            target = state["target_steps"]
+    if done < target and (budget_left is None or budget_left > 0):
         before, wall = cpu_seconds(), time.time()
-        limit = {"train.time_limit_s": time_limit or 0.0}   # 0: none (a limit of an earlier sitting stays otherwise)
+        this_sitting = min(x for x in (time_limit, budget_left, float("inf")) if x)
+        # 0: no limit (a limit of an earlier sitting stays otherwise); counted in this process's CPU seconds, so a
+        # busy machine does not shorten a budget
+        limit = {"train.time_limit_s": 0.0 if this_sitting == float("inf") else this_sitting,
+                 "train.time_limit_clock": "cpu"}
         if target != stated:
             limit["train.steps"] = target
         try:
@@ -182,6 +204,13 @@ def train_one(root: Path, recipe: str, raw: dict[str, Any], time_limit: float | 
             state.pop("eval", None)        # figures of an older checkpoint
             state.update(steps=trained_steps(run_dir), target_steps=target, stated_steps=stated)
             write_state(root, recipe, state)
+        # returned normally: the budget is spent when its remainder was this sitting's limit (or the steps are done)
+        if budget_left is not None and (this_sitting == budget_left or state["steps"] >= target):
+            state["budget_spent"] = True
+            target = state["steps"]
+    elif budget_left is not None and budget_left <= 0:
+        state["budget_spent"] = True
+        target = done
     state.update(steps=trained_steps(run_dir), target_steps=target, stated_steps=stated)
     write_state(root, recipe, state)
     return state
@@ -229,7 +258,8 @@ def work_one(args: argparse.Namespace) -> int:
     try:
         (root / recipe).mkdir(parents=True, exist_ok=True)
         raw = read_recipe(recipe)
-        train_one(root, recipe, raw, args.time_limit, zoo_steps(raw, args.max_steps, args.cap_steps))
+        train_one(root, recipe, raw, args.time_limit, zoo_steps(raw, args.max_steps, args.cap_steps),
+                  budget_seconds(raw, args.max_steps, args.budget_minutes))
         evaluate_one(root, recipe, args.n)
     finally:
         (root / f"{recipe}.lock").unlink(missing_ok=True)
@@ -259,7 +289,11 @@ def row_for(root: Path, recipe: str, raw: dict[str, Any], skipped: str | None, n
         precision = (yaml.safe_load(config.read_text()).get("train") or {}).get("precision", "-")
     ev = state.get("eval", {})
     steps = f"{state.get('steps', 0):,}/{state.get('target_steps', 0):,}"
-    if state.get("stated_steps", 0) > state.get("target_steps", 0):
+    if state.get("budget_seconds"):
+        spent = "" if state.get("budget_spent") else ", budget not spent yet"
+        steps = (f"{state.get('steps', 0):,} in {state['budget_seconds'] / 60:g} CPU-min "
+                 f"(budget; recipe {state.get('stated_steps', 0):,}{spent})")
+    elif state.get("stated_steps", 0) > state.get("target_steps", 0):
         steps += f" (capped; recipe {state['stated_steps']:,})"
     row.update(steps=steps,
                cpu_minutes=round(state.get("cpu_seconds", 0.0) / 60, 1), precision=precision,
@@ -286,13 +320,25 @@ def machine() -> str:
 
 
 def markdown(rows: list[dict[str, Any]]) -> str:
+    """One table per family (in `ganforge list`'s order), each without the columns no row of it fills."""
+    from ganforge.report.citations import FAMILIES
+
     def cell(v: Any) -> str:
         if v is None:
             return "-"
         return f"{v:.4g}" if isinstance(v, float) else str(v)
-    lines = ["| " + " | ".join(h for _, h in COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
-    lines += ["| " + " | ".join(cell(r.get(k)) for k, _ in COLUMNS) + " |" for r in rows]
-    return "\n".join(lines)
+    always = {"recipe", "steps", "figure"}
+    sections = []
+    for family, title in FAMILIES:
+        group = [r for r in rows if r.get("family") == family]
+        if not group:
+            continue
+        columns = [(k, h) for k, h in COLUMNS if k != "family" and (k in always or any(r.get(k) is not None
+                                                                                      for r in group))]
+        lines = [f"### {title}", "", "| " + " | ".join(h for _, h in columns) + " |", "|" + "---|" * len(columns)]
+        lines += ["| " + " | ".join(cell(r.get(k)) for k, _ in columns) + " |" for r in group]
+        sections.append("\n".join(lines))
+    return "\n\n".join(sections)
 
 
 def main() -> int:
@@ -307,17 +353,22 @@ def main() -> int:
                         help="recipes stating more steps are listed as paper scale, not trained")
     parser.add_argument("--cap-steps", type=int, help="train paper-scale recipes on offline data for this many "
                                                       "steps (their own settings otherwise), marked capped")
+    parser.add_argument("--budget-minutes", type=float, help="train paper-scale recipes on offline data for this "
+                        "many CPU-minutes (one thread, summed over sittings; their own settings, steps included), then "
+                        "evaluate")
     parser.add_argument("--n", type=int, default=2000, help="samples per evaluation")
     parser.add_argument("--table-only", action="store_true", help="write the table of what is measured; train "
                                                                   "nothing")
     parser.add_argument("--one", help=argparse.SUPPRESS)    # the child process that works on one recipe
     args = parser.parse_args()
+    if args.cap_steps and args.budget_minutes:
+        parser.error("--cap-steps and --budget-minutes are two ways to bound a paper-scale recipe: give one")
     root = Path(args.root)
     root.mkdir(parents=True, exist_ok=True)
     if args.one:
         return work_one(args)
     chosen = recipes_in(args.family, args.recipes.split(",") if args.recipes else None)
-    skipped = {name: why_skipped(raw, args.max_steps, args.cap_steps) for name, raw in chosen}
+    skipped = {name: why_skipped(raw, args.max_steps, args.cap_steps, args.budget_minutes) for name, raw in chosen}
     todo = [name for name, _ in chosen if skipped[name] is None]
     if not args.table_only:
         print(f"zoo: {len(todo)} recipe(s) to train here, {len(chosen) - len(todo)} listed only", flush=True)
@@ -331,7 +382,10 @@ def main() -> int:
             if args.time_limit:
                 cmd += ["--time-limit", str(args.time_limit)]
             if args.cap_steps:
-                cmd += ["--cap-steps", str(args.cap_steps), "--max-steps", str(args.max_steps)]
+                cmd += ["--cap-steps", str(args.cap_steps)]
+            if args.budget_minutes:
+                cmd += ["--budget-minutes", str(args.budget_minutes)]
+            cmd += ["--max-steps", str(args.max_steps)]
             running.append(subprocess.Popen(cmd, env={**os.environ, "OMP_NUM_THREADS": "1"}))
             running = [p for p in running if p.poll() is None]
         for p in running:

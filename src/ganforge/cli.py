@@ -70,7 +70,8 @@ def _parser() -> argparse.ArgumentParser:
                     help="training precision (default: the recipe's, else auto: bf16 + channels_last where the "
                          "hardware does bf16 natively and the family is measured in it, fp32 elsewhere)")
     tr.add_argument("--time-limit", type=float, metavar="SECONDS",
-                    help="stop cleanly after this much training time (resume later to continue)")
+                    help="stop cleanly after this much training time (resume later to continue); wall time, or CPU "
+                         "time with --set train.time_limit_clock=cpu")
     tr.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="override any config key, e.g. --set optim.G.lr=1e-4 (repeatable)")
     tr.add_argument("--out", metavar="DIR", help="run directory (default: runs/RECIPE-TIMESTAMP)")

@@ -169,7 +169,7 @@ class EMAConfig:
 # What may change when a run is resumed: cadence and placement, never the model or the optimisation.
 RESUMABLE = ("train.steps", "train.log_every", "train.sample_every", "train.checkpoint_every",
              "train.keep_checkpoints", "train.device", "train.threads", "train.eval_every", "train.eval_metrics",
-             "train.eval_samples", "train.time_limit_s", "train.nonfinite",
+             "train.eval_samples", "train.time_limit_s", "train.time_limit_clock", "train.nonfinite",
              "train.optimizer_impl", "train.channels_last", "train.compile")   # speed knobs: the same computation
 
 
@@ -226,6 +226,9 @@ class TrainConfig:
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
     threads: int = 0                  # CPU threads for torch (0: auto, the idle cores: train/threads.py)
     time_limit_s: float = 0.0         # stop cleanly (final checkpoint) after this much training time; 0: none
+    # the clock time_limit_s counts on: wall time, or this process's CPU time (user + system, all its threads) --
+    # a CPU budget that holds on a shared machine (bench/zoo.py --budget-minutes uses it at one thread)
+    time_limit_clock: Literal["wall", "cpu"] = "wall"
     # Speed and scale (train/trainer.py, train/distributed.py; bench/speed.py). The same computation either way, up
     # to float rounding (with dropout, channels_last draws its masks in memory order: other masks, same distribution).
     optimizer_impl: Literal["auto", "for-loop", "foreach", "fused"] = "auto"   # auto: fused on CUDA, for-loop on CPU

@@ -104,6 +104,7 @@ SET_CASES = [
     ('train.batch_size="64"', "got the string '64'"),        # a YAML string is not an int
     ("train.steps=2.5", "train.steps must be int, got 2.5"),
     ("train.threads=-1", "train.threads must be >= 0"),
+    ("train.time_limit_clock=sun", "train.time_limit_clock must be one of 'wall', 'cpu'"),
     ("train.seed=1e30", "train.seed must be < 2**63"),
     ("optim.D.lr=inf", "optim.D.lr must be a finite number"),
     ("optim.D.lr=nan", "optim.D.lr must be a finite number"),

@@ -126,6 +126,18 @@ def test_bar_counts_towards_the_time_limit(tmp_path, monkeypatch, one_thread):
     assert counts[-1] == (run.steps, run.steps), counts
 
 
+def test_time_limit_on_the_cpu_clock_ignores_time_not_spent_computing(tmp_path, one_thread):
+    """train.time_limit_clock: cpu counts this process's CPU time: a run that waits (a busy machine, here a sleep in
+    every step) is not cut short by the wait; on the wall clock the same limit stops it."""
+    def run(clock: str, name: str) -> int:
+        return ganforge.train("gan-toy", steps=60, out=tmp_path / name, progress=False, time_limit_s=2.0,
+                              overrides={**TINY, "train.time_limit_clock": clock, "train.log_every": 1000,
+                                         "train.checkpoint_every": 100000},
+                              on_step=lambda t: time.sleep(0.06)).steps
+    assert run("cpu", "cpu") == 60                      # 60 tiny steps use well under 2 CPU-seconds
+    assert run("wall", "wall") < 45                     # 60 x 0.06 s = 3.6 s of sleep alone
+
+
 # -------------------------------------------------------------------------------------------- choosing checkpoints
 @pytest.fixture(scope="module")
 def toy_run(tmp_path_factory):

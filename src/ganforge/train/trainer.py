@@ -295,10 +295,12 @@ class Progress:
     stylegan2-ada's log.txt: step/total, losses, steps/s, elapsed, ETA."""
 
     def __init__(self, mode: ProgressMode, name: str, total: int, step: int, time_limit_s: float,
-                 stream: TextIO | None = None):
+                 stream: TextIO | None = None, limit_clock: Callable[[], float] = time.time):
         self.mode, self.name, self.total, self.time_limit_s = mode, name, total, time_limit_s
         self.stream = stream if stream is not None else sys.stderr
         self.t_start = time.time()
+        # the clock the time limit is counted on (train.time_limit_clock): wall time, or this process's CPU time
+        self.limit_clock, self.limit_start = limit_clock, limit_clock()
         self.t_loop, self.step_loop = self.t_start, step
         self._estimated = 0.0
         self.bar = tqdm(total=total, initial=step, unit="step", dynamic_ncols=True, disable=mode != "bar",
@@ -314,7 +316,7 @@ class Progress:
         if not self.time_limit_s or step <= self.step_loop or now <= self.t_loop:
             return self.total
         rate = (step - self.step_loop) / (now - self.t_loop)
-        left = max(self.time_limit_s - (now - self.t_start), 0.0)
+        left = max(self.time_limit_s - self.limit_used(), 0.0)
         return int(min(self.total, max(step, round(step + rate * left))))
 
     def update(self, step: int) -> None:
@@ -339,14 +341,18 @@ class Progress:
         rate = float(rec.get("steps_per_s") or 0.0)
         eta = (self.total - step) / rate if rate > 0 else float("inf")
         why = ""
-        if self.time_limit_s and self.time_limit_s - elapsed < eta:
-            eta, why = self.time_limit_s - elapsed, " (time limit)"
+        if self.time_limit_s and self.time_limit_s - self.limit_used() < eta:
+            eta, why = self.time_limit_s - self.limit_used(), " (time limit)"
         parts = [f"{self.name} step {step}/{self.total}", *(f"{k} {v:.4g}" for k, v in losses.items()),
                  f"{rate:.3g} steps/s", f"elapsed {_clock(elapsed)}",
                  f"eta {_clock(eta) if math.isfinite(eta) else '?'}{why}"]
         if rec.get("nonfinite_skipped"):
             parts.append(f"nonfinite_skipped {rec['nonfinite_skipped']}")
         print("  ".join(parts), file=self.stream, flush=True)
+
+    def limit_used(self) -> float:
+        """Seconds of the time limit used so far, on its clock."""
+        return self.limit_clock() - self.limit_start
 
     def time_up(self, step: int) -> None:
         """The time limit ended the run here: the bar ends full, at the step it stopped at."""
@@ -956,9 +962,10 @@ class Trainer:
         if interrupts.requested and self._stop is None:   # asked for during set-up, its KeyboardInterrupt lost
             self._stop = interrupts.requested
         interrupts.clear()
-        progress = Progress(self.progress, self.cfg.name, tc.steps, self.step, tc.time_limit_s)
+        progress = Progress(self.progress, self.cfg.name, tc.steps, self.step, tc.time_limit_s,
+                            limit_clock=time.process_time if tc.time_limit_clock == "cpu" else time.time)
         last: dict[str, Any] = {}
-        t_start = t_last = progress.t_start
+        t_last = progress.t_start
         steps_last = steps_at_start = self.step
         self.stopped_by_time = False
         try:
@@ -993,7 +1000,7 @@ class Trainer:
                     append_jsonl(self.run_dir / "metrics.jsonl", rec)
                 if on_step is not None:
                     on_step(self)
-                time_up = bool(tc.time_limit_s and time.time() - t_start >= tc.time_limit_s and self.step < tc.steps)
+                time_up = bool(tc.time_limit_s and progress.limit_used() >= tc.time_limit_s and self.step < tc.steps)
                 stop = self._stop
                 if self.dist.enabled:   # every rank stops at the same step, or none does
                     signum, up = self.dist.agree(signal.Signals[stop].value if stop else 0, float(time_up))

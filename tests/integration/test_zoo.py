@@ -1,0 +1,56 @@
+"""bench/zoo.py's bookkeeping: a paper-scale recipe under ``--budget-minutes`` trains its own settings until the budget
+is spent, is then final (a later sitting trains nothing), and its row names the steps it reached."""
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+from ganforge.config import read_recipe
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def zoo():
+    spec = importlib.util.spec_from_file_location("zoo", REPO / "bench" / "zoo.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_budget_applies_only_to_recipes_over_max_steps(zoo):
+    raw = read_recipe("gan-toy")                        # states 5,000 steps
+    assert zoo.budget_seconds(raw, 20_000, 6) is None
+    assert zoo.budget_seconds(raw, 1_000, 6) == 360.0
+    assert zoo.budget_seconds(raw, 1_000, None) is None
+    assert zoo.why_skipped(raw, 1_000).startswith("paper scale")
+    assert zoo.why_skipped(raw, 1_000, budget_minutes=6) is None
+    assert zoo.why_skipped(read_recipe("biggan"), 1_000_000, budget_minutes=6).startswith("needs user data")
+
+
+def test_a_spent_budget_is_final_and_named_in_the_row(zoo, tmp_path, one_thread):
+    raw = read_recipe("gan-toy")
+    stated = zoo.stated_steps(raw)
+    first = zoo.train_one(tmp_path, "gan-toy", raw, None, stated, budget_s=1.0)
+    assert first["budget_spent"] is True
+    assert 0 < first["steps"] < stated                  # the toy runs ~100 steps/s here: 1 s stops it early
+    assert first["target_steps"] == first["steps"]      # evaluable: evaluate_one waits for steps >= target
+    assert first["cpu_seconds"] >= 1.0                  # the budget is CPU time (train.time_limit_clock: cpu)
+    # the next sitting trains nothing: same steps, same CPU time
+    second = zoo.train_one(tmp_path, "gan-toy", raw, None, stated, budget_s=1.0)
+    assert second["steps"] == first["steps"] and second["cpu_seconds"] == first["cpu_seconds"]
+    row = zoo.row_for(tmp_path, "gan-toy", raw, None, 200)
+    assert row["steps"] == f"{first['steps']:,} in 0.0166667 CPU-min (budget; recipe {stated:,})"
+    assert row["figure"] == "training not finished" or "modes" in row["figure"]
+
+
+def test_a_budget_cut_by_the_sitting_limit_goes_on_next_sitting(zoo, tmp_path, one_thread):
+    raw = read_recipe("gan-toy")
+    stated = zoo.stated_steps(raw)
+    first = zoo.train_one(tmp_path, "gan-toy", raw, 0.5, stated, budget_s=30.0)   # --time-limit 0.5 this sitting
+    assert not first.get("budget_spent") and 0 < first["steps"] < stated
+    assert first["target_steps"] == stated              # not evaluable yet
+    row = zoo.row_for(tmp_path, "gan-toy", raw, None, 200)
+    assert "budget not spent yet" in row["steps"]
