@@ -175,7 +175,12 @@ def train_one(root: Path, recipe: str, raw: dict[str, Any], time_limit: float | 
     stated = stated_steps(raw)
     target = target or stated
     state = read_state(root, recipe)
-    done = trained_steps(run_dir)
+    if state.get("stated_steps", stated) != stated:
+        # the recipe's steps changed since this run began: its schedules (a decay over the last N steps) would not be
+        # the recipe's if it went on, so it starts over (force moves the old run aside)
+        state, done = {}, 0
+    else:
+        done = trained_steps(run_dir)
     budget_left = None
     if budget_s:
         state["budget_seconds"] = budget_s
@@ -299,7 +304,7 @@ def row_for(root: Path, recipe: str, raw: dict[str, Any], skipped: str | None, n
                cpu_minutes=round(state.get("cpu_seconds", 0.0) / 60, 1), precision=precision,
                fid=ev.get("fid"), kid=ev.get("kid"), precision_pr=ev.get("precision"), recall=ev.get("recall"),
                modes=ev.get("modes", ev.get("modes_covered")), label_accuracy=ev.get("label_accuracy"),
-               figure=family_figure(ev) if ev else "training not finished")
+               figure=(family_figure(ev) or None) if ev else "training not finished")
     if ev and "fid" in ev:
         row["floor_fid"] = floor_fid(root, row["data"], n)
     return row
@@ -327,7 +332,7 @@ def markdown(rows: list[dict[str, Any]]) -> str:
         if v is None:
             return "-"
         return f"{v:.4g}" if isinstance(v, float) else str(v)
-    always = {"recipe", "steps", "figure"}
+    always = {"recipe", "steps"}
     sections = []
     for family, title in FAMILIES:
         group = [r for r in rows if r.get("family") == family]

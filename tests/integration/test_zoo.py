@@ -54,3 +54,17 @@ def test_a_budget_cut_by_the_sitting_limit_goes_on_next_sitting(zoo, tmp_path, o
     assert first["target_steps"] == stated              # not evaluable yet
     row = zoo.row_for(tmp_path, "gan-toy", raw, None, 200)
     assert "budget not spent yet" in row["steps"]
+
+
+def test_a_run_of_an_older_recipe_step_count_starts_over(zoo, tmp_path, one_thread):
+    """A recipe whose train.steps changed since its zoo run began is trained afresh (its schedules may be stated
+    over the last N steps), the old run moved aside, not resumed to the new number."""
+    raw = read_recipe("gan-toy")
+    first = zoo.train_one(tmp_path, "gan-toy", raw, None, 20)        # a capped run: 20 of the recipe's steps
+    assert first["steps"] == 20
+    # as if the recipe stated 4,000 steps when the run began (and a CPU time that must not be carried over)
+    zoo.write_state(tmp_path, "gan-toy", {**first, "stated_steps": 4000, "cpu_seconds": 1e6})
+    again = zoo.train_one(tmp_path, "gan-toy", raw, None, 30)
+    assert again["steps"] == 30 and again["stated_steps"] == zoo.stated_steps(raw)
+    assert len(list(tmp_path.glob("gan-toy/run.replaced-*"))) == 1     # the old run kept, beside the new one
+    assert again["cpu_seconds"] < 1e5                                   # the new run's CPU time only
