@@ -156,3 +156,31 @@ def test_refresh_references_records_each_layers_own_input() -> None:
     assert torch.allclose(model[1].ref_mean, hidden.mean(0), atol=1e-6)
     assert torch.allclose(model[1].ref_mean_sq, hidden.square().mean(0), atol=1e-6)
     assert int(model[4].ref_count) == 8 and not model[1].recording
+
+
+def test_a_keep_graph_refresh_trains_through_the_reference_statistics() -> None:
+    """keep_graph: the loss of a batch normalised with the reference statistics back-propagates through them into the
+    earlier layer (the gradient of batch norm over [reference; x_i], computed directly); a plain refresh keeps them
+    constants (another gradient); release_graphs drops the graph and keeps the values."""
+    from ganforge.nn.vbn import release_graphs
+    torch.manual_seed(8)
+    first = nn.Linear(3, 4)
+    model = nn.Sequential(first, VirtualBatchNorm(4))
+    reference, batch = torch.randn(8, 3), torch.randn(5, 3)
+
+    def loss_of(out: torch.Tensor) -> torch.Tensor:
+        return (out * torch.arange(1.0, 5.0)).square().sum()
+
+    refresh_references(model, reference, keep_graph=True)
+    loss_of(model(batch)).backward()
+    through = first.weight.grad.clone()
+    first.weight.grad = None
+    direct = torch.stack([batch_norm_of(first(torch.cat([reference, batch[i:i + 1]])))[-1] for i in range(5)])
+    loss_of(direct).backward()
+    assert torch.allclose(through, first.weight.grad, atol=1e-4), (through, first.weight.grad)
+    first.weight.grad = None
+    release_graphs(model)
+    assert model[1]._live is None and torch.allclose(model[1].ref_mean, first(reference).detach().mean(0), atol=1e-6)
+    refresh_references(model, reference)                  # constants: the statistics' share of the gradient is gone
+    loss_of(model(batch)).backward()
+    assert not torch.allclose(first.weight.grad, through, atol=1e-3)

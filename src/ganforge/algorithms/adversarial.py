@@ -39,6 +39,9 @@ objective ``d_penalty``     WGAN-GP's lambda * E[(||grad D(x_hat)|| - 1)^2] on i
                             section 2); ``objective+feature_matching`` adds it (``feature_matching_weight``)
 ``vbn_refresh``             generators built with ``norm: virtual``: the reference batch of noise is fixed in
                             ``setup``; ``every_step`` replays it through the current G before each step (the paper)
+``vbn_reference_grad``      with ``every_step``: the G step also trains through the reference statistics (the
+                            reference batch replayed in its graph, as the authors' code; default); false keeps them
+                            constants (one forward less; measured to leave G at checkerboards: nn/vbn.py)
 ``ae_pretrain_steps``       energy-based D only: pre-train the auto-encoder on real data before the game (seed 002
                             part 3 section 2: EBGAN's auto-encoder "is trained beforehand on real images")
 ``reuse_fake``              the G step trains through the last critic iteration's G(z) (its noise, kept with its
@@ -104,7 +107,8 @@ class Adversarial(Algorithm):
                  r1_gamma: float = 0.0, r1_every: int = 1, orthogonal_reg: dict[str, float] | None = None,
                  historical_averaging: dict[str, float] | None = None, generator_loss: GeneratorLoss = "objective",
                  feature_matching_weight: float = 1.0, vbn_refresh: Literal["every_step", "once"] = "every_step",
-                 ae_pretrain_steps: int = 0, ae_pretrain_lr: float = 1e-3, reuse_fake: bool = False):
+                 ae_pretrain_steps: int = 0, ae_pretrain_lr: float = 1e-3, reuse_fake: bool = False,
+                 vbn_reference_grad: bool = True):
         super().__init__(nets, objective, data)
         if latent_dim < 1 or n_critic < 1 or latent_std <= 0:
             raise ConfigError(f"algorithm: latent_dim and n_critic must be >= 1 and latent_std > 0 "
@@ -175,7 +179,7 @@ class Adversarial(Algorithm):
         if not ae_pretrain_lr > 0:
             raise ConfigError(f"algorithm.ae_pretrain_lr must be > 0, got {ae_pretrain_lr}")
         self.ae_pretrain_steps, self.ae_pretrain_lr = ae_pretrain_steps, ae_pretrain_lr
-        self.vbn_refresh = vbn_refresh
+        self.vbn_refresh, self.vbn_reference_grad = vbn_refresh, vbn_reference_grad
         if reuse_fake and fake_bn == "eval":
             raise ConfigError("algorithm.reuse_fake reuses the D step's G(z) in the G step, but fake_bn=eval makes that "
                               "forward in eval mode, which the G step must not train through; set fake_bn=train or "
@@ -419,8 +423,24 @@ class Adversarial(Algorithm):
             loss = loss + self.pt_weight * pt
         return loss
 
+    def _vbn_graph(self, G: nn.Module) -> bool:
+        """Whether the G step trains through G's VBN reference statistics (replayed in its graph)."""
+        return (self.vbn_refresh == "every_step" and self.vbn_reference_grad
+                and getattr(G, "uses_virtual_batch_norm", False))
+
     def generator_step(self, ctx: StepContext, real: torch.Tensor) -> dict[str, torch.Tensor]:
+        G = self.nets["G"]
+        if not self._vbn_graph(G):
+            return self._generator_step(ctx, real)
+        self._live_fake = None   # a reused D-step G(z) was normalised with constant statistics
+        try:
+            return self._generator_step(ctx, real)
+        finally:
+            G.release_virtual_batch_norm_graph()
+
+    def _generator_step(self, ctx: StepContext, real: torch.Tensor) -> dict[str, torch.Tensor]:
         G, D = self.nets["G"], self.nets["D"]
+        vbn_graph = self._vbn_graph(G)
         parts = micro_batches(len(real), accumulation(ctx))
         live, self._live_fake = self._live_fake, None
         if live is not None and len(parts) == 1:
@@ -431,12 +451,16 @@ class Adversarial(Algorithm):
         logs: dict[str, torch.Tensor] = {}
         with frozen(D):
             if len(parts) == 1:
+                if vbn_graph:
+                    G.refresh_virtual_batch_norm(keep_graph=True)
                 loss = self._parameter_penalties("G", self._g_loss(ctx, z, real, logs, fake), logs)
                 ctx.update("G", loss)
             else:   # train.accumulate: the batch's noise and reals in micro-batches, one optimizer step
                 loss = torch.zeros((), device=real.device)
                 for sl, gain in parts:
                     part_logs: dict[str, torch.Tensor] = {}
+                    if vbn_graph:    # each micro-batch's backward frees its graph: the statistics' too
+                        G.refresh_virtual_batch_norm(keep_graph=True)
                     part = self._g_loss(ctx, z[sl], real[sl], part_logs)
                     ctx.backward("G", part, gain=gain)
                     loss = loss + gain * part.detach()

@@ -15,15 +15,23 @@ mean_ref, mean_sq_ref average the reference batch over its samples and positions
 those of the authors' reference implementation; the paper states only the principle.
 
 Reference statistics. The paper runs the reference batch through the network at every step, so that each VBN layer
-sees the reference batch as transformed by the *current* earlier layers. Here each layer stores the statistics as
-buffers (saved in the state dict, so a resumed run normalises identically) and treats them as constants:
+sees the reference batch as transformed by the *current* earlier layers, and the authors' code back-propagates the
+generator's loss through those statistics (the reference batch is part of the step's graph). Here each layer stores
+the statistics as buffers (saved in the state dict, so a resumed run normalises identically); between refreshes
+they are constants:
 
 - by default the first batch a layer sees becomes its reference (that batch itself is normalised with its own
   statistics, as the reference batch is in the paper);
 - ``set_reference(x)`` sets them from the layer's input x explicitly;
 - ``refresh_references(model, reference_batch)`` runs the whole model on the reference batch in recording mode,
   so every VBN layer records the statistics of its own input; calling it each step reproduces the paper's
-  per-step recomputation (without back-propagating through the reference statistics).
+  per-step recomputation;
+- with ``keep_graph=True`` (under autograd) the recorded statistics also stay in the graph until
+  ``release_graph()``: the forwards in between normalise with them, and a loss back-propagates through them into
+  the earlier layers, as in the authors' code. Measured (issue 15, improved-dcgan-mnist at a quarter of the width,
+  150 CPU-s): with constant statistics G produced checkerboards at every width tried (domain FID ~1300, 1-3 modes),
+  plain BatchNorm digits (FID 337, 10 modes) -- a normalisation whose statistics the gradient ignores lets the
+  earlier layers drift without bound (Ioffe & Szegedy 2015, section 2).
 """
 from __future__ import annotations
 
@@ -49,6 +57,8 @@ class VirtualBatchNorm(nn.Module):
         self.register_buffer("ref_mean_sq", torch.ones(num_features))
         self.register_buffer("ref_count", torch.zeros((), dtype=torch.long))   # N; 0 = no reference yet
         self.recording = False   # set by refresh_references: the next forward records its input as the reference
+        self.keep_graph = False  # ... and keeps those statistics in the autograd graph (until release_graph)
+        self._live: tuple[torch.Tensor, torch.Tensor] | None = None   # the statistics with their graph
 
     @property
     def has_reference(self) -> bool:
@@ -62,14 +72,38 @@ class VirtualBatchNorm(nn.Module):
             raise ValueError(f"VirtualBatchNorm({self.num_features}) expects (N, {self.num_features}, ...) inputs, "
                              f"got shape {tuple(x.shape)}")
 
+    def _statistics(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        channels_first = x.float().transpose(0, 1).reshape(self.num_features, -1)
+        return channels_first.mean(dim=1), channels_first.square().mean(dim=1)
+
     @torch.no_grad()
     def set_reference(self, x: torch.Tensor) -> None:
-        """Record the per-channel mean and mean of squares of the reference batch ``x`` (this layer's input)."""
+        """Record the per-channel mean and mean of squares of the reference batch ``x`` (this layer's input), as
+        constants."""
         self._check(x)
-        channels_first = x.detach().float().transpose(0, 1).reshape(self.num_features, -1)
-        self.ref_mean.copy_(channels_first.mean(dim=1))
-        self.ref_mean_sq.copy_(channels_first.square().mean(dim=1))
+        mean, mean_sq = self._statistics(x.detach())
+        self.ref_mean.copy_(mean)
+        self.ref_mean_sq.copy_(mean_sq)
         self.ref_count.fill_(x.shape[0])
+        self._live = None
+
+    def _record(self, x: torch.Tensor) -> None:
+        if not (self.keep_graph and torch.is_grad_enabled()):
+            self.set_reference(x)
+            return
+        mean, mean_sq = self._statistics(x)
+        with torch.no_grad():
+            self.ref_mean.copy_(mean)
+            self.ref_mean_sq.copy_(mean_sq)
+            self.ref_count.fill_(x.shape[0])
+        self._live = (mean, mean_sq)
+
+    def release_graph(self) -> None:
+        """Drop the statistics' graph (kept by a ``keep_graph`` refresh); the buffers hold their values."""
+        self._live = None
+
+    def _reference(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return self._live if self._live is not None else (self.ref_mean, self.ref_mean_sq)
 
     def _affine(self, x: torch.Tensor, mean: torch.Tensor, mean_sq: torch.Tensor) -> torch.Tensor:
         var = (mean_sq - mean.square()).clamp_min(0.0)
@@ -80,17 +114,19 @@ class VirtualBatchNorm(nn.Module):
         self._check(x)
         shape = self._shape(x)
         if self.recording or not self.has_reference:
-            self.set_reference(x)
+            self._record(x)
             self.recording = False
             # the reference batch is normalised with its own statistics
-            return self._affine(x, self.ref_mean.view(shape), self.ref_mean_sq.view(shape))
+            ref_mean, ref_mean_sq = self._reference()
+            return self._affine(x, ref_mean.view(shape), ref_mean_sq.view(shape))
         spatial = tuple(range(2, x.dim()))
         own_mean = x.mean(dim=spatial, keepdim=True) if spatial else x
         own_mean_sq = x.square().mean(dim=spatial, keepdim=True) if spatial else x.square()
         n = float(self.ref_count)
         new_coeff, old_coeff = 1.0 / (n + 1.0), n / (n + 1.0)
-        mean = new_coeff * own_mean + old_coeff * self.ref_mean.view(shape)
-        mean_sq = new_coeff * own_mean_sq + old_coeff * self.ref_mean_sq.view(shape)
+        ref_mean, ref_mean_sq = self._reference()
+        mean = new_coeff * own_mean + old_coeff * ref_mean.view(shape)
+        mean_sq = new_coeff * own_mean_sq + old_coeff * ref_mean_sq.view(shape)
         return self._affine(x, mean, mean_sq)
 
     def extra_repr(self) -> str:
@@ -99,19 +135,29 @@ class VirtualBatchNorm(nn.Module):
 
 @torch.no_grad()
 def refresh_references(model: nn.Module, reference_batch: torch.Tensor,
-                       forward: Callable[[torch.Tensor], Any] | None = None) -> None:
+                       forward: Callable[[torch.Tensor], Any] | None = None, keep_graph: bool = False) -> None:
     """Run ``model`` on ``reference_batch`` so every VirtualBatchNorm inside records its input's statistics.
 
     ``forward`` is the call that runs the model on the batch (default: ``model`` itself), for models whose reference
-    batch enters past their public ``forward`` (e.g. a generator's joined noise-and-condition input)."""
+    batch enters past their public ``forward`` (e.g. a generator's joined noise-and-condition input). ``keep_graph``:
+    the statistics stay in the autograd graph until ``release_graphs(model)`` (a loss then trains through them);
+    otherwise the pass runs without autograd."""
     layers = [m for m in model.modules() if isinstance(m, VirtualBatchNorm)]
     for layer in layers:
-        layer.recording = True
+        layer.recording, layer.keep_graph = True, keep_graph
     try:
-        (forward or model)(reference_batch)
+        with torch.enable_grad() if keep_graph else torch.no_grad():
+            (forward or model)(reference_batch)
     finally:
         for layer in layers:
-            layer.recording = False
+            layer.recording, layer.keep_graph = False, False
+
+
+def release_graphs(model: nn.Module) -> None:
+    """Drop every VirtualBatchNorm's statistics graph (after the step that trained through them)."""
+    for m in model.modules():
+        if isinstance(m, VirtualBatchNorm):
+            m.release_graph()
 
 
 class VirtualBatchNormHost:
@@ -158,7 +204,11 @@ class VirtualBatchNormHost:
         self.vbn_reference_set.fill_(1)
         self.refresh_virtual_batch_norm()
 
-    def refresh_virtual_batch_norm(self) -> None:
-        """Replay the reference inputs through the current network (no-op until a reference is set)."""
+    def refresh_virtual_batch_norm(self, keep_graph: bool = False) -> None:
+        """Replay the reference inputs through the current network (no-op until a reference is set); with
+        ``keep_graph`` the statistics stay in the graph until ``release_virtual_batch_norm_graph()``."""
         if bool(self.vbn_reference_set):
-            refresh_references(self, self.vbn_reference, self.vbn_forward)  # type: ignore[arg-type]
+            refresh_references(self, self.vbn_reference, self.vbn_forward, keep_graph)  # type: ignore[arg-type]
+
+    def release_virtual_batch_norm_graph(self) -> None:
+        release_graphs(self)  # type: ignore[arg-type]
