@@ -399,6 +399,8 @@ RECIPE_CASES = [
     ("biggan-digits", ["--set", "algorithm.labels=foo"], "algorithm.labels must be one of 'data', 'pretrained'"),
     ("triplegan-mnist-quick", ["--set", "algorithm.d_labelled_batch=-1"], "d_labelled_batch must be >= 0"),
     ("stylegan-colour", ["--set", "networks.G.out_activation=relu"], "networks.G.out_activation must be one of"),
+    # session 10
+    ("improved-dcgan-mnist", ["--set", "algorithm.vbn_reference_grad=maybe"], "vbn_reference_grad must be bool"),
 ]
 
 
