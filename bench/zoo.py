@@ -166,7 +166,8 @@ def train_one(root: Path, recipe: str, raw: dict[str, Any], time_limit: float | 
     """Train (or resume) RECIPE in this process, one thread, to ``target`` steps (its own by default: a smaller
     target trains the recipe unchanged except ``train.steps``, for a CPU figure of a paper-scale recipe), or, with
     ``budget_s``, its own steps until that much training time (summed over sittings) is spent; the state with CPU
-    time summed over sittings."""
+    time summed over sittings. A recipe that ``starts_from`` another starts from that recipe's run in ROOT (which
+    must be finished: ``work_one`` sees to it)."""
     import torch
 
     import ganforge
@@ -175,10 +176,12 @@ def train_one(root: Path, recipe: str, raw: dict[str, Any], time_limit: float | 
     stated = stated_steps(raw)
     target = target or stated
     state = read_state(root, recipe)
-    if state.get("stated_steps", stated) != stated:
+    starts_from = str(raw.get("starts_from") or "")
+    if state.get("stated_steps", stated) != stated or state.get("starts_from", "") != starts_from:
         # the recipe's steps changed since this run began: its schedules (a decay over the last N steps) would not be
-        # the recipe's if it went on, so it starts over (force moves the old run aside)
-        state, done = {}, 0
+        # the recipe's if it went on, so it starts over (force moves the old run aside); so does a run begun from
+        # another start than the recipe's
+        state, done = {"starts_from": starts_from} if starts_from else {}, 0
     else:
         done = trained_steps(run_dir)
     budget_left = None
@@ -199,7 +202,8 @@ def train_one(root: Path, recipe: str, raw: dict[str, Any], time_limit: float | 
         try:
             if done == 0:
                 ganforge.train(recipe, out=run_dir, force=True, progress="log", command=f"bench/zoo.py ({recipe})",
-                               overrides={"train.threads": 1, **limit})
+                               overrides={"train.threads": 1, **limit},
+                               init_from=root / starts_from / "run" if starts_from else None)
             else:
                 ganforge.train(resume=run_dir, progress="log", command=f"bench/zoo.py ({recipe}, resumed)",
                                overrides={"train.threads": 1, **limit})
@@ -254,15 +258,34 @@ def floor_fid(root: Path, source: str, n: int) -> float | None:
     return floors[held_out]
 
 
-def work_one(args: argparse.Namespace) -> int:
+def finished(state: dict[str, Any]) -> bool:
+    """Trained as far as the zoo trains it: its steps reached, or its CPU budget spent."""
+    return bool(state) and (state.get("budget_spent") or (not state.get("budget_seconds")
+                                                          and state.get("steps", 0) >= state.get("target_steps", 1)))
+
+
+CLAIMED_ELSEWHERE = 3
+
+
+def work_one(args: argparse.Namespace, recipe: str | None = None) -> int:
+    """Train and evaluate one recipe (``--one``), after the recipe it ``starts_from`` (trained here, or waited for
+    while another process works on it). 0 when done, 1 when its start could not be finished this sitting,
+    ``CLAIMED_ELSEWHERE`` when another process works on it."""
     from ganforge.config import read_recipe
-    root, recipe = Path(args.root), args.one
+    root, recipe = Path(args.root), recipe or args.one
+    raw = read_recipe(recipe)
+    base = str(raw.get("starts_from") or "")
+    while base and not finished(read_state(root, base)):
+        if work_one(args, base) == CLAIMED_ELSEWHERE:
+            time.sleep(5)
+        elif not finished(read_state(root, base)):
+            print(f"zoo: {recipe} starts from {base}, which is not finished this sitting; {recipe} waits", flush=True)
+            return 1
     if not claim(root, recipe):
         print(f"zoo: {recipe} is being worked on by another process; skipped", flush=True)
-        return 0
+        return CLAIMED_ELSEWHERE
     try:
         (root / recipe).mkdir(parents=True, exist_ok=True)
-        raw = read_recipe(recipe)
         train_one(root, recipe, raw, args.time_limit, zoo_steps(raw, args.max_steps, args.cap_steps),
                   budget_seconds(raw, args.max_steps, args.budget_minutes))
         evaluate_one(root, recipe, args.n)
@@ -300,6 +323,8 @@ def row_for(root: Path, recipe: str, raw: dict[str, Any], skipped: str | None, n
                  f"(budget; recipe {state.get('stated_steps', 0):,}{spent})")
     elif state.get("stated_steps", 0) > state.get("target_steps", 0):
         steps += f" (capped; recipe {state['stated_steps']:,})"
+    if state.get("starts_from"):
+        steps += f", from {state['starts_from']}'s run"
     row.update(steps=steps,
                cpu_minutes=round(state.get("cpu_seconds", 0.0) / 60, 1), precision=precision,
                fid=ev.get("fid"), kid=ev.get("kid"), precision_pr=ev.get("precision"), recall=ev.get("recall"),

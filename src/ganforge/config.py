@@ -4,6 +4,8 @@ A recipe is a YAML file (``src/ganforge/recipes/NAME.yaml`` or any path) with th
 
     name / description / citation / source   what it is, the books and papers it follows (one line), and
                                              where each setting comes from in them
+    starts_from: the recipe whose finished run this one is meant to start from (``--init-from RUN``), where a
+                 source trains in two phases (SRGAN from SRResNet); optional
     data:       source, image_size, channels, sampling
     algorithm:  name (what one training step means) + that algorithm's parameters (latent size, n_critic, ...)
     networks:   one entry per network the algorithm uses, e.g. G: {arch: dcgan-book, ...}, D: {...}
@@ -284,6 +286,10 @@ class Config:
     description: str = ""
     citation: str = ""     # the books and papers, by name, on one line (`ganforge list`, info, reports)
     source: str = ""
+    # The recipe whose finished run this one is meant to start from (``--init-from RUN``): a source that trains in
+    # two phases (SRGAN's G starts from SRResNet's). `ganforge train` says so when no --init-from is given; the zoo
+    # trains that recipe first and starts from its run.
+    starts_from: str = ""
     data: DataConfig = field(default_factory=DataConfig)
     algorithm: Component = field(default_factory=lambda: Component("adversarial"))
     networks: dict[str, Component] = field(default_factory=dict)
@@ -304,6 +310,7 @@ class Config:
             "description": self.description,
             "citation": self.citation,
             "source": self.source,
+            **({"starts_from": self.starts_from} if self.starts_from else {}),
             "data": _plain(dataclasses.asdict(self.data)),
             "algorithm": comp(self.algorithm, "name"),
             "networks": {k: comp(v, "arch") for k, v in self.networks.items()},
@@ -710,7 +717,13 @@ def build_config(raw: dict[str, Any]) -> Config:
     regularize = raw.get("regularize") or {}
     if not isinstance(regularize, dict):
         raise ConfigError("regularize must be a mapping, e.g. regularize: {r1: {gamma: 10, every: 16}}")
+    starts_from = raw.get("starts_from") or ""
+    if not isinstance(starts_from, str) or (starts_from and starts_from not in recipe_names()):
+        close = difflib.get_close_matches(str(starts_from), recipe_names(), n=1)
+        raise ConfigError(f"starts_from names the recipe whose run this one starts from, got {starts_from!r}"
+                          + (f" (did you mean '{close[0]}'?)" if close else "") + "; `ganforge list` names them")
     return Config(
+        starts_from=starts_from,
         regularize=regularize,
         name=name,
         description=str(raw.get("description", "")),

@@ -116,6 +116,8 @@ SET_CASES = [
     ("networks.D.hidden=[0]", "networks.D: hidden must be layer widths >= 1"),
     ("train.nonfinite=maybe", "train.nonfinite must be one of"),
     ("train.threads=2.5", "train.threads must be int"),
+    ("starts_from=srresnet-digit", "starts_from names the recipe whose run this one starts from, got "
+                                   "'srresnet-digit' (did you mean 'srresnet-digits'?)"),
 ]
 
 

@@ -68,3 +68,31 @@ def test_a_run_of_an_older_recipe_step_count_starts_over(zoo, tmp_path, one_thre
     assert again["steps"] == 30 and again["stated_steps"] == zoo.stated_steps(raw)
     assert len(list(tmp_path.glob("gan-toy/run.replaced-*"))) == 1     # the old run kept, beside the new one
     assert again["cpu_seconds"] < 1e5                                   # the new run's CPU time only
+
+
+def test_a_recipe_that_starts_from_another_trains_that_one_first_and_starts_from_its_run(zoo, tmp_path, one_thread,
+                                                                                          capsys):
+    """srgan-digits states ``starts_from: srresnet-digits`` (the paper's SRGAN starts from SRResNet): the zoo trains
+    and evaluates srresnet-digits first, starts srgan-digits from its checkpoint, and says so in the row; a run of
+    srgan-digits begun from scratch (an older zoo) is trained afresh."""
+    import argparse
+    import json
+
+    import ganforge
+    args = argparse.Namespace(root=str(tmp_path), one="srgan-digits", time_limit=None, max_steps=1, cap_steps=2,
+                              budget_minutes=None, n=50)
+    raw = read_recipe("srgan-digits")
+    # an older zoo's run, from scratch
+    ganforge.train("srgan-digits", out=tmp_path / "srgan-digits" / "run", steps=2, progress="log",
+                   overrides={"train.checkpoint_every": 2})
+    zoo.write_state(tmp_path, "srgan-digits", {"steps": 2, "target_steps": 2, "stated_steps": zoo.stated_steps(raw),
+                                               "eval": {"l1": 1.0}})
+    assert "meant to start from a finished srresnet-digits run" in capsys.readouterr().err
+    assert zoo.work_one(args) == 0
+    base, state = zoo.read_state(tmp_path, "srresnet-digits"), zoo.read_state(tmp_path, "srgan-digits")
+    assert base["steps"] == 2 and "psnr" in base["eval"]             # trained and evaluated first
+    assert state["steps"] == 2 and state["starts_from"] == "srresnet-digits" and "psnr" in state["eval"]
+    meta = json.loads((tmp_path / "srgan-digits" / "run" / "run.json").read_text())
+    assert meta["init_from"]["recipe"] == "srresnet-digits" and meta["init_from"]["step"] == 2
+    assert len(list(tmp_path.glob("srgan-digits/run.replaced-*"))) == 1   # the scratch run moved aside
+    assert zoo.row_for(tmp_path, "srgan-digits", raw, None, 50)["steps"].endswith(", from srresnet-digits's run")

@@ -336,6 +336,27 @@ def test_translation_routes_channels_and_panels():
         algo.sample_inputs(2, torch.Generator(), torch.device("cpu"))
 
 
+def test_evaluation_of_three_domains_goes_to_the_domain_of_the_held_out_sets_counterparts():
+    """ComboGAN's default route is domain 0 -> 1 (plain -> negative); its held-out set's true counterparts are edges
+    (``domain=edges&paired=1``): evaluation goes to edges and pairs with them, never a negative with an edge."""
+    from ganforge.metrics.translation import default_controls, truth_in_to_domain
+    three = _algorithm(ComboGAN, channels=(1, 1, 1), domains=["plain", "negative", "edges"])
+    two = _algorithm(UNIT, channels=(1, 1))
+    spec = "mnist5k?split=test&domain=edges&paired=1"
+    fields = {"target": _images(2, 1, 3)}
+    controls = default_controls(three, {}, spec)
+    assert controls == {"to": "edges"}
+    assert truth_in_to_domain(three, spec, fields, controls) is fields["target"]
+    assert truth_in_to_domain(three, spec, fields, {"to": 2}) is fields["target"]
+    # another route, another source domain or a set that does not say its domain: nothing to pair with
+    assert truth_in_to_domain(three, spec, fields, {"to": "negative"}) is None
+    assert truth_in_to_domain(three, spec, fields, {"to": "edges", "from_domain": "negative"}) is None
+    assert truth_in_to_domain(three, "mnist5k?split=test&paired=1", fields, {"to": "edges"}) is None
+    assert default_controls(three, {"to": "negative"}, spec) == {"to": "negative"}
+    assert default_controls(three, {}, "mnist5k?split=test") == {"direction": "AtoB"}
+    assert default_controls(two, {}, spec) == {"direction": "AtoB"}      # two domains: their AtoB pairs already
+
+
 # ------------------------------------------------------------------------------------------------- building, refusals
 def _digits(*domains: int, size: int = 28) -> DataInfo:
     return _info(*[(c, size, size) for c in domains])

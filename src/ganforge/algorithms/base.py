@@ -337,7 +337,7 @@ class Algorithm(nn.Module):
         images and fields: by default its images and, where the set has one, its ``target`` field (pix2pix's aligned
         pairs, a digit set's true counterparts); ``direction=BtoA`` of a two-domain translator swaps the two (the
         targets are translated back into the images). With a target domain (``to``) the set's ``target`` is not known
-        to be in that domain: nothing to compare with. Super-resolution overrides this (``lowres`` -> images)."""
+        here to be in that domain (``metrics.translation`` pairs them where the set's spec names its domain). Super-resolution overrides this (``lowres`` -> images)."""
         target = fields.get("target")
         if controls.get("to") is not None:
             return images, None

@@ -18,7 +18,8 @@ set's HR images for its ``lowres`` field, the other domain for CycleGAN's ``BtoA
 The target domain's data (``--ref``) is derived where the run says it: a two-domain translator's ``direction``
 AtoB targets ``data.streams.b``, BtoA the main data; a ``to`` control on a mixed source with ``domains=`` targets
 ``domain=NAME`` of the same source; a ``?split=train`` becomes ``?split=test`` (real images neither side trained
-on). Elsewhere (aligned pairs, super-resolution) only the paired figures are measured unless ``--ref`` names one.
+on). A translator of more than two domains goes by default ``to`` the domain its held-out set's true counterparts
+are in where the set's spec names it (``domain=edges&paired=1``), and its outputs are compared with them. Elsewhere (aligned pairs, super-resolution) only the paired figures are measured unless ``--ref`` names one.
 """
 from __future__ import annotations
 
@@ -81,13 +82,46 @@ def target_domain_source(config: Any, controls: Mapping[str, Any], algorithm: An
     return None
 
 
-def default_controls(algorithm: Any, controls: Mapping[str, Any]) -> dict[str, Any]:
-    """The controls given, with ``direction`` AtoB filled in for two-domain translators (their default) unless a
-    target domain (``to``) is given instead."""
+def paired_target_domain(spec: str) -> str | None:
+    """The domain a held-out set's ``target`` field is in, where its spec says so (``domain=NAME&paired=1``: the
+    images with their true counterparts in domain NAME), else None."""
+    return _query_get(spec, "domain") if _query_get(spec, "paired") not in (None, "0", "false") else None
+
+
+def _paired_domain_index(algorithm: Any, spec: str) -> int | None:
+    """The index of the translator's domain that ``spec``'s true counterparts are in (by name), else None."""
+    domain = paired_target_domain(spec)
+    names = list(getattr(algorithm, "names", ()) or ())
+    return names.index(domain) if domain is not None and domain in names else None
+
+
+def default_controls(algorithm: Any, controls: Mapping[str, Any], held_out: str | None = None) -> dict[str, Any]:
+    """The controls given, with the default route filled in unless one is given: for a translator of more than two
+    domains whose held-out set has true counterparts in a domain it names (ComboGAN's
+    ``mnist5k?split=test&domain=edges&paired=1``), ``to`` that domain, so the paired figures compare like with
+    like; else ``direction`` AtoB for two-domain translators (their default)."""
     out = {k: v for k, v in controls.items() if v is not None}
-    if "direction" in algorithm.translate_controls and "direction" not in out and "to" not in out:
+    if "direction" in out or "to" in out:
+        return out
+    paired_index = _paired_domain_index(algorithm, held_out) if held_out else None
+    if ("to" in algorithm.translate_controls and paired_index is not None
+            and len(getattr(algorithm, "names", ())) > 2 and "from_domain" not in out):
+        out["to"] = algorithm.names[paired_index]
+    elif "direction" in algorithm.translate_controls:
         out["direction"] = "AtoB"
     return out
+
+
+def truth_in_to_domain(algorithm: Any, spec: str, fields: Mapping[str, torch.Tensor],
+                       controls: Mapping[str, Any]) -> torch.Tensor | None:
+    """The held-out set's ``target`` where the translations go ``to`` the domain it is known to be in (its spec
+    says ``domain=NAME&paired=1``) from the held-out images' own domain (``from_domain`` unset or 0), else None."""
+    paired_index = _paired_domain_index(algorithm, spec)
+    if paired_index is None or "target" not in fields or controls.get("to") is None:
+        return None
+    if controls.get("from_domain") not in (None, 0, "0", algorithm.names[0]):
+        return None
+    return fields["target"] if algorithm.domain_index(controls["to"], "to") == paired_index else None
 
 
 def load_held_out(model: Any, spec: str | None, n: int | None, seed: int) -> tuple[str, Any]:
@@ -155,9 +189,11 @@ def evaluate_translation(model: Any, metrics: str | Sequence[str] | None = None,
     if not is_translator(algo):
         raise ConfigError(f"run {model.run_dir} ({algo.name}) generates from noise; this evaluation is for "
                           "translation runs")
-    controls = default_controls(algo, controls)
     spec, ds = load_held_out(model, input_spec, n, seed)
+    controls = default_controls(algo, controls, spec)
     inputs, truth = algo.evaluation_pairs(ds.x, ds.fields, **controls)
+    if truth is None:
+        truth = truth_in_to_domain(algo, spec, ds.fields, controls)
     want = tuple(model.input_shape(**controls))
     if tuple(inputs.shape[1:]) != want:
         raise DataError(f"--input {spec} gives {'x'.join(map(str, inputs.shape[1:]))} inputs but the model translates "
