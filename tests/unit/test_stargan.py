@@ -397,3 +397,18 @@ def test_identity_term_equals_direct_computation():
     torch.testing.assert_close(logs["identity"], identity.detach(), rtol=1e-5, atol=1e-6)
     with pytest.raises(ConfigError, match="lambda_id"):
         StarGAN(dict(algo.nets), objective_class("wgan-gp")(), _info(), domains=["a", "b", "c"], lambda_id=-1.0)
+
+
+def test_eval_sweeps_the_first_datasets_domains_and_averages_them():
+    """`ganforge eval` of a StarGAN with no --to translates to each domain of the held-out set's dataset in turn; the
+    figures every domain has are averaged, each domain's kept beside them."""
+    from ganforge.metrics.translation import mean_over_targets
+    assert _algorithm().evaluation_targets() == ["a", "b", "c"]
+    assert _algorithm("attributes").evaluation_targets() is None        # attributes: the user gives attrs=
+    assert _two_sets().evaluation_targets() == ["a", "b"]
+    per = {"a": {"target": "r", "step": 5, "to": "a", "content": 0.5, "fid": 10.0, "content_classifier": "x"},
+           "b": {"target": "r", "step": 5, "to": "b", "content": 0.9, "fid": 30.0, "content_classifier": "y"}}
+    mean = mean_over_targets(per)
+    assert mean["content"] == pytest.approx(0.7) and mean["fid"] == pytest.approx(20.0) and mean["step"] == 5
+    assert "content_classifier" not in mean and mean["per_domain"]["b"]["fid"] == 30.0
+    assert mean["to"] == "each of a, b (the mean)"

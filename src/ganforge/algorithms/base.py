@@ -311,6 +311,11 @@ class Algorithm(nn.Module):
     # set); empty for a model that does not translate user images.
     translate_controls: ClassVar[tuple[str, ...]] = ()
 
+    def evaluation_targets(self) -> list[Any] | None:
+        """The ``to`` values ``ganforge eval`` sweeps when none is given, for a translator that needs one (StarGAN:
+        one generator, every domain a target); None: one evaluation on the default route."""
+        return None
+
     def translation_input_shape(self, **controls: Any) -> tuple[int, ...]:
         """C x H x W of the images ``translate`` takes under ``controls`` (by default the data's samples; a
         super-resolution model takes its ``lowres`` field's shape, CycleGAN's BtoA the other domain's)."""

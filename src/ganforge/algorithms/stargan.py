@@ -406,6 +406,12 @@ class StarGAN(Algorithm):
         raise ConfigError(f"unknown domain {to!r}; the model translates to {', '.join(known)} "
                           f"(or their indices 0..{len(domains) - 1})")
 
+    def evaluation_targets(self) -> list[Any] | None:
+        """Every domain of the first dataset (whose images the held-out set holds), when it is single-label: ``eval``
+        translates the held-out images to each in turn. Attributes (multi-hot) have no such list: give attrs=."""
+        first = self.sets[0]
+        return None if first.multi_label else [self.qualified(first, k) for k in range(first.size)]
+
     def qualified(self, s: LabelSet, k: int) -> str:
         """A domain's or attribute's name as translate takes it: plain, or DATASET/NAME when two datasets share it."""
         name = s.names[k]

