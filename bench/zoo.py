@@ -231,8 +231,17 @@ def evaluate_one(root: Path, recipe: str, n: int) -> dict[str, Any]:
     if state.get("steps", 0) < state.get("target_steps", 1) or "eval" in state:
         return state
     out = root / recipe / "eval.json"
-    subprocess.run([sys.executable, "-m", "ganforge", "eval", str(root / recipe / "run"), "--n", str(n),
-                    "--json-out", str(out)], check=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    done = subprocess.run([sys.executable, "-m", "ganforge", "eval", str(root / recipe / "run"), "--n", str(n),
+                           "--json-out", str(out)], env={**os.environ, "OMP_NUM_THREADS": "1"},
+                          stderr=subprocess.PIPE, text=True)
+    sys.stderr.write(done.stderr)
+    if done.returncode != 0:
+        # a run `ganforge eval` cannot score (unlabelled data has no domain evaluator): its row says why
+        errors = [line for line in done.stderr.splitlines() if line.startswith("ganforge: ")]
+        state["eval_error"] = (errors[-1] if errors else f"exit {done.returncode}").removeprefix("ganforge: ").removeprefix("error: ")
+        write_state(root, recipe, state)
+        return state
+    state.pop("eval_error", None)
     state["eval"] = json.loads(out.read_text())
     write_state(root, recipe, state)
     return state
@@ -329,7 +338,8 @@ def row_for(root: Path, recipe: str, raw: dict[str, Any], skipped: str | None, n
                cpu_minutes=round(state.get("cpu_seconds", 0.0) / 60, 1), precision=precision,
                fid=ev.get("fid"), kid=ev.get("kid"), precision_pr=ev.get("precision"), recall=ev.get("recall"),
                modes=ev.get("modes", ev.get("modes_covered")), label_accuracy=ev.get("label_accuracy"),
-               figure=(family_figure(ev) or None) if ev else "training not finished")
+               figure=(family_figure(ev) or None) if ev else
+               (f"not evaluated: {state['eval_error']}" if state.get("eval_error") else "training not finished"))
     if ev and "fid" in ev:
         row["floor_fid"] = floor_fid(root, row["data"], n)
     return row

@@ -96,3 +96,15 @@ def test_a_recipe_that_starts_from_another_trains_that_one_first_and_starts_from
     assert meta["init_from"]["recipe"] == "srresnet-digits" and meta["init_from"]["step"] == 2
     assert len(list(tmp_path.glob("srgan-digits/run.replaced-*"))) == 1   # the scratch run moved aside
     assert zoo.row_for(tmp_path, "srgan-digits", raw, None, 50)["steps"].endswith(", from srresnet-digits's run")
+
+
+def test_a_run_eval_cannot_score_gets_the_reason_in_its_row(zoo, tmp_path):
+    """`ganforge eval` refuses some runs (unlabelled data has no domain evaluator): the row says why, no traceback,
+    and the next recipe goes on."""
+    raw = read_recipe("gan-toy")
+    (tmp_path / "gan-toy" / "run").mkdir(parents=True)        # a run directory without its files
+    zoo.write_state(tmp_path, "gan-toy", {"steps": 5, "target_steps": 5, "stated_steps": zoo.stated_steps(raw)})
+    state = zoo.evaluate_one(tmp_path, "gan-toy", 100)
+    assert "eval" not in state and state["eval_error"]
+    row = zoo.row_for(tmp_path, "gan-toy", raw, None, 100)
+    assert row["figure"] == f"not evaluated: {state['eval_error']}"
