@@ -238,7 +238,8 @@ def evaluate_one(root: Path, recipe: str, n: int) -> dict[str, Any]:
     if done.returncode != 0:
         # a run `ganforge eval` cannot score (unlabelled data has no domain evaluator): its row says why
         errors = [line for line in done.stderr.splitlines() if line.startswith("ganforge: ")]
-        state["eval_error"] = (errors[-1] if errors else f"exit {done.returncode}").removeprefix("ganforge: ").removeprefix("error: ")
+        why = errors[-1] if errors else f"exit {done.returncode}"
+        state["eval_error"] = why.removeprefix("ganforge: ").removeprefix("error: ")
         write_state(root, recipe, state)
         return state
     state.pop("eval_error", None)

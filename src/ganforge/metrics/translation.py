@@ -19,7 +19,9 @@ The target domain's data (``--ref``) is derived where the run says it: a two-dom
 AtoB targets ``data.streams.b``, BtoA the main data; a ``to`` control on a mixed source with ``domains=`` targets
 ``domain=NAME`` of the same source; a ``?split=train`` becomes ``?split=test`` (real images neither side trained
 on). A translator of more than two domains goes by default ``to`` the domain its held-out set's true counterparts
-are in where the set's spec names it (``domain=edges&paired=1``), and its outputs are compared with them. Elsewhere (aligned pairs, super-resolution) only the paired figures are measured unless ``--ref`` names one.
+are in where the set's spec names it (``domain=edges&paired=1``), and its outputs are compared with them; one
+that needs a ``to`` (StarGAN) and is given none is evaluated to each domain in turn, the mean beside each.
+Elsewhere (aligned pairs, super-resolution) only the paired figures are measured unless ``--ref`` names one.
 """
 from __future__ import annotations
 
