@@ -308,7 +308,13 @@ def work_one(args: argparse.Namespace, recipe: str | None = None) -> int:
 def family_figure(ev: dict[str, Any]) -> str:
     if "modes_covered" in ev:
         return f"{ev['modes_covered']}/{ev.get('num_modes', '?')} modes, {ev.get('high_quality', 0.0):.2f} high-quality"
-    parts = [f"{k} {ev[k]:.3g}" for k in ("content", "psnr", "ssim", "l1") if isinstance(ev.get(k), (int, float))]
+    parts = []
+    for key in ("content", "psnr", "ssim", "l1"):
+        if isinstance(ev.get(key), (int, float)):
+            # beside the translator that does nothing (copying the input; bicubic for super-resolution)
+            of = ev.get("baseline_content_of" if key == "content" else "baseline")
+            base = ev.get(f"baseline_{key}")
+            parts.append(f"{key} {ev[key]:.3g}" + (f" ({of} {base:.3g})" if isinstance(base, (int, float)) else ""))
     return ", ".join(parts)
 
 
@@ -340,8 +346,10 @@ def row_for(root: Path, recipe: str, raw: dict[str, Any], skipped: str | None, n
                fid=ev.get("fid"), kid=ev.get("kid"), precision_pr=ev.get("precision"), recall=ev.get("recall"),
                modes=ev.get("modes", ev.get("modes_covered")), label_accuracy=ev.get("label_accuracy"),
                figure=(family_figure(ev) or None) if ev else
-               (f"not evaluated: {state['eval_error']}" if state.get("eval_error") else "training not finished"))
-    if ev and "fid" in ev:
+               (f"not evaluated: {state['eval_error']}" if state.get("eval_error") else
+                "not evaluated yet" if finished(state) else "training not finished"))
+    if ev and "fid" in ev and ev.get("evaluation") != "translation":
+        # a translation's FID is against its target domain's held-out images, not the run's training source
         row["floor_fid"] = floor_fid(root, row["data"], n)
     return row
 
