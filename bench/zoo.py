@@ -184,6 +184,8 @@ def train_one(root: Path, recipe: str, raw: dict[str, Any], time_limit: float | 
         state, done = {"starts_from": starts_from} if starts_from else {}, 0
     else:
         done = trained_steps(run_dir)
+    if state.get("diverged"):
+        return state                    # final: the same recipe and seed diverge again
     budget_left = None
     if budget_s:
         state["budget_seconds"] = budget_s
@@ -207,6 +209,10 @@ def train_one(root: Path, recipe: str, raw: dict[str, Any], time_limit: float | 
             else:
                 ganforge.train(resume=run_dir, progress="log", command=f"bench/zoo.py ({recipe}, resumed)",
                                overrides={"train.threads": 1, **limit})
+        except ganforge.TrainingDiverged as e:
+            # the recipe's own failure, a figure of the table: its row says where (the message's first clause)
+            state["diverged"] = str(e).split(";")[0]
+            print(f"zoo: {recipe}: {state['diverged']}", flush=True)
         finally:        # an interrupted sitting (SIGTERM / Ctrl-C: the trainer checkpoints, then raises) counts too
             state["cpu_seconds"] = state.get("cpu_seconds", 0.0) + cpu_seconds() - before
             state["wall_seconds"] = state.get("wall_seconds", 0.0) + time.time() - wall
@@ -228,7 +234,7 @@ def train_one(root: Path, recipe: str, raw: dict[str, Any], time_limit: float | 
 def evaluate_one(root: Path, recipe: str, n: int) -> dict[str, Any]:
     """``ganforge eval RUN`` in a one-thread child process; its JSON into the state."""
     state = read_state(root, recipe)
-    if state.get("steps", 0) < state.get("target_steps", 1) or "eval" in state:
+    if state.get("steps", 0) < state.get("target_steps", 1) or "eval" in state or state.get("diverged"):
         return state
     out = root / recipe / "eval.json"
     done = subprocess.run([sys.executable, "-m", "ganforge", "eval", str(root / recipe / "run"), "--n", str(n),
@@ -269,9 +275,9 @@ def floor_fid(root: Path, source: str, n: int) -> float | None:
 
 
 def finished(state: dict[str, Any]) -> bool:
-    """Trained as far as the zoo trains it: its steps reached, or its CPU budget spent."""
-    return bool(state) and (state.get("budget_spent") or (not state.get("budget_seconds")
-                                                          and state.get("steps", 0) >= state.get("target_steps", 1)))
+    """Trained as far as the zoo trains it: its steps reached, its CPU budget spent, or diverged."""
+    return bool(state) and bool(state.get("diverged") or state.get("budget_spent") or (
+        not state.get("budget_seconds") and state.get("steps", 0) >= state.get("target_steps", 1)))
 
 
 CLAIMED_ELSEWHERE = 3
@@ -346,7 +352,8 @@ def row_for(root: Path, recipe: str, raw: dict[str, Any], skipped: str | None, n
                fid=ev.get("fid"), kid=ev.get("kid"), precision_pr=ev.get("precision"), recall=ev.get("recall"),
                modes=ev.get("modes", ev.get("modes_covered")), label_accuracy=ev.get("label_accuracy"),
                figure=(family_figure(ev) or None) if ev else
-               (f"not evaluated: {state['eval_error']}" if state.get("eval_error") else
+               (f"diverged: {state['diverged']}" if state.get("diverged") else
+                f"not evaluated: {state['eval_error']}" if state.get("eval_error") else
                 "not evaluated yet" if finished(state) else "training not finished"))
     if ev and "fid" in ev and ev.get("evaluation") != "translation":
         # a translation's FID is against its target domain's held-out images, not the run's training source

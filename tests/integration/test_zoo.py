@@ -108,3 +108,21 @@ def test_a_run_eval_cannot_score_gets_the_reason_in_its_row(zoo, tmp_path):
     assert "eval" not in state and state["eval_error"]
     row = zoo.row_for(tmp_path, "gan-toy", raw, None, 100)
     assert row["figure"] == f"not evaluated: {state['eval_error']}"
+
+
+def test_a_diverging_recipe_is_final_and_its_row_says_where(zoo, tmp_path, one_thread, monkeypatch):
+    """A recipe whose loss turns non-finite (the trainer raises TrainingDiverged) is a result, not a crash: the row
+    says in which step, the next sitting does not train it again, and nothing evaluates it."""
+    import ganforge
+    real_train = ganforge.train
+
+    def exploding(*args, overrides=None, **kwargs):     # the toy with a learning rate no network survives
+        return real_train(*args, overrides={**(overrides or {}), "optim.D.lr": 1e30, "optim.G.lr": 1e30}, **kwargs)
+    monkeypatch.setattr(ganforge, "train", exploding)
+    raw = read_recipe("gan-toy")
+    state = zoo.train_one(tmp_path, "gan-toy", raw, None, 50)
+    assert state["diverged"].startswith("training diverged in step ") and state["steps"] == 0
+    again = zoo.train_one(tmp_path, "gan-toy", raw, None, 50)
+    assert again["cpu_seconds"] == state["cpu_seconds"]        # not trained again
+    assert zoo.finished(again) and "eval" not in zoo.evaluate_one(tmp_path, "gan-toy", 100)
+    assert zoo.row_for(tmp_path, "gan-toy", raw, None, 100)["figure"] == f"diverged: {state['diverged']}"
