@@ -25,6 +25,10 @@ user asks of a 40,000-step recipe: what it reaches in the minutes they have.
     .venv/bin/python bench/zoo.py --family objectives --cap-steps 3000    # the book's 40,000-step MNIST recipes
     .venv/bin/python bench/zoo.py --family objectives --max-steps 5000 --budget-minutes 6 --jobs 2
 
+A recipe that ``starts_from`` another (SRGAN from SRResNet) starts from that recipe's run in ROOT, trained first
+(or waited for while another zoo process trains it); its row says so. A recipe whose training diverges is a final
+row naming the step; one that ``ganforge eval`` cannot score (unlabelled data) gives the reason in its row.
+
 Figures per run (``ganforge eval RUN``: the domain classifier's features, ``--n`` samples): domain FID and KID,
 precision / recall, covered modes and label accuracy for image GANs; modes and the high-quality share for the 2-D
 toys; for translators the content preservation, FID of translations and the paired L1 / PSNR / SSIM where the data
@@ -345,6 +349,8 @@ def row_for(root: Path, recipe: str, raw: dict[str, Any], skipped: str | None, n
                  f"(budget; recipe {state.get('stated_steps', 0):,}{spent})")
     elif state.get("stated_steps", 0) > state.get("target_steps", 0):
         steps += f" (capped; recipe {state['stated_steps']:,})"
+    if state.get("diverged"):
+        steps = f"{state.get('steps', 0):,} checkpointed, then diverged (recipe {state.get('stated_steps', 0):,})"
     if state.get("starts_from"):
         steps += f", from {state['starts_from']}'s run"
     row.update(steps=steps,
@@ -352,7 +358,7 @@ def row_for(root: Path, recipe: str, raw: dict[str, Any], skipped: str | None, n
                fid=ev.get("fid"), kid=ev.get("kid"), precision_pr=ev.get("precision"), recall=ev.get("recall"),
                modes=ev.get("modes", ev.get("modes_covered")), label_accuracy=ev.get("label_accuracy"),
                figure=(family_figure(ev) or None) if ev else
-               (f"diverged: {state['diverged']}" if state.get("diverged") else
+               (state["diverged"] if state.get("diverged") else
                 f"not evaluated: {state['eval_error']}" if state.get("eval_error") else
                 "not evaluated yet" if finished(state) else "training not finished"))
     if ev and "fid" in ev and ev.get("evaluation") != "translation":

@@ -125,4 +125,5 @@ def test_a_diverging_recipe_is_final_and_its_row_says_where(zoo, tmp_path, one_t
     again = zoo.train_one(tmp_path, "gan-toy", raw, None, 50)
     assert again["cpu_seconds"] == state["cpu_seconds"]        # not trained again
     assert zoo.finished(again) and "eval" not in zoo.evaluate_one(tmp_path, "gan-toy", 100)
-    assert zoo.row_for(tmp_path, "gan-toy", raw, None, 100)["figure"] == f"diverged: {state['diverged']}"
+    row = zoo.row_for(tmp_path, "gan-toy", raw, None, 100)
+    assert row["figure"] == state["diverged"] and row["steps"] == "0 checkpointed, then diverged (recipe 5,000)"
