@@ -465,3 +465,15 @@ def test_a_bad_auto_precision_pin_is_one_line(tmp_path, capsys, monkeypatch):
     code, _, err = run_cli(["train", "gan-toy", "--steps", "1", "--no-progress", "--out", tmp_path / "out"], capsys)
     assert_refused(code, err, "GANFORGE_AUTO_PRECISION='fp8' is not a precision auto can pin")
     assert not (tmp_path / "out").exists()
+
+
+def test_eval_of_a_stargan_with_ref_but_no_to_is_one_line(tmp_path, capsys, one_thread):
+    """Without --to a StarGAN is evaluated on each domain in turn, each against its own real images: one --ref cannot
+    serve them all. Refused before anything is translated or written."""
+    import ganforge
+    run = ganforge.train("stargan-digits", steps=1, out=tmp_path / "run", progress=False,
+                         overrides={"train.batch_size": 4, "train.checkpoint_every": 1, "train.sample_every": 1000,
+                                    "train.threads": 1}).run_dir
+    code, _, err = run_cli(["eval", run, "--ref", "mnist5k?split=test"], capsys)
+    assert_refused(code, err, "give --to DOMAIN with --ref")
+    assert not (run / "evals").exists() and not (run / "eval.json").exists()
