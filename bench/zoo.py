@@ -166,12 +166,14 @@ def cpu_seconds() -> float:
 
 
 def train_one(root: Path, recipe: str, raw: dict[str, Any], time_limit: float | None,
-              target: int | None = None, budget_s: float | None = None) -> dict[str, Any]:
+              target: int | None = None, budget_s: float | None = None,
+              overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """Train (or resume) RECIPE in this process, one thread, to ``target`` steps (its own by default: a smaller
     target trains the recipe unchanged except ``train.steps``, for a CPU figure of a paper-scale recipe), or, with
     ``budget_s``, its own steps until that much training time (summed over sittings) is spent; the state with CPU
     time summed over sittings. A recipe that ``starts_from`` another starts from that recipe's run in ROOT (which
-    must be finished: ``work_one`` sees to it)."""
+    must be finished: ``work_one`` sees to it). ``overrides`` (config keys, e.g. ``train.precision``) apply to the
+    whole run: a run begun with other overrides starts over."""
     import torch
 
     import ganforge
@@ -181,11 +183,15 @@ def train_one(root: Path, recipe: str, raw: dict[str, Any], time_limit: float | 
     target = target or stated
     state = read_state(root, recipe)
     starts_from = str(raw.get("starts_from") or "")
-    if state.get("stated_steps", stated) != stated or state.get("starts_from", "") != starts_from:
+    overrides = dict(overrides or {})
+    if (state.get("stated_steps", stated) != stated or state.get("starts_from", "") != starts_from
+            or state.get("overrides", {}) != overrides):
         # the recipe's steps changed since this run began: its schedules (a decay over the last N steps) would not be
         # the recipe's if it went on, so it starts over (force moves the old run aside); so does a run begun from
         # another start than the recipe's
         state, done = {"starts_from": starts_from} if starts_from else {}, 0
+        if overrides:
+            state["overrides"] = overrides
     else:
         done = trained_steps(run_dir)
     if state.get("diverged"):
@@ -201,14 +207,14 @@ def train_one(root: Path, recipe: str, raw: dict[str, Any], time_limit: float | 
         this_sitting = min(x for x in (time_limit, budget_left, float("inf")) if x)
         # 0: no limit (a limit of an earlier sitting stays otherwise); counted in this process's CPU seconds, so a
         # busy machine does not shorten a budget
+        # train.steps always: a run capped below its recipe's steps and now raised to them resumes with its
+        # config's (capped) steps otherwise, and trains nothing
         limit = {"train.time_limit_s": 0.0 if this_sitting == float("inf") else this_sitting,
-                 "train.time_limit_clock": "cpu"}
-        if target != stated:
-            limit["train.steps"] = target
+                 "train.time_limit_clock": "cpu", "train.steps": target}
         try:
             if done == 0:
                 ganforge.train(recipe, out=run_dir, force=True, progress="log", command=f"bench/zoo.py ({recipe})",
-                               overrides={"train.threads": 1, **limit},
+                               overrides={**overrides, "train.threads": 1, **limit},
                                init_from=root / starts_from / "run" if starts_from else None)
             else:
                 ganforge.train(resume=run_dir, progress="log", command=f"bench/zoo.py ({recipe}, resumed)",

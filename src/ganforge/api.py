@@ -119,13 +119,14 @@ def _start(recipe: str | None, out: str | Path | None, force: bool, changes: dic
     built = build(cfg)   # everything is validated before any directory is touched
     built.algorithm.check_training_files()
     warm = _init_weights(init_from, built) if init_from is not None else None
-    if cfg.starts_from and init_from is None and progress is not False:
-        # not refused: a user may want the second phase alone; but it is not the source's recipe then
+    dist = distributed.setup(cfg.train.device)   # rank 0 creates the directory; the others get its path or error
+    dist.check_batch(cfg.train.batch_size)
+    if cfg.starts_from and init_from is None and progress is not False and dist.is_main:
+        # not refused: a user may want the second phase alone; but it is not the source's recipe then (said once,
+        # by rank 0, under torchrun)
         print(f"ganforge: {cfg.name} is meant to start from a finished {cfg.starts_from} run (--init-from RUN); "
               f"training from scratch. The two phases: ganforge train {cfg.starts_from} --out R, then ganforge train "
               f"{cfg.name} --init-from R", file=sys.stderr, flush=True)
-    dist = distributed.setup(cfg.train.device)   # rank 0 creates the directory; the others get its path or error
-    dist.check_batch(cfg.train.batch_size)
     with _signals_interrupt():
         run_dir = Path(dist.on_main(new_run_dir, out, cfg.name, force))
         if dist.is_main:

@@ -70,6 +70,16 @@ def test_a_run_of_an_older_recipe_step_count_starts_over(zoo, tmp_path, one_thre
     assert again["cpu_seconds"] < 1e5                                   # the new run's CPU time only
 
 
+def test_a_capped_run_raised_to_its_recipes_steps_goes_on(zoo, tmp_path, one_thread):
+    """A run capped at 20 steps, then asked for the recipe's own steps (bench/bf16_check.py raising a check's steps
+    to the recipe's), resumes and trains on; it used to resume with its config's 20 steps and train nothing."""
+    raw = read_recipe("gan-toy")
+    assert zoo.train_one(tmp_path, "gan-toy", raw, None, 20)["steps"] == 20
+    raised = zoo.train_one(tmp_path, "gan-toy", raw, 0.5, zoo.stated_steps(raw))    # 0.5 CPU-s this sitting
+    assert 20 < raised["steps"] < zoo.stated_steps(raw)
+    assert not list(tmp_path.glob("gan-toy/run.replaced-*"))                         # resumed, not restarted
+
+
 def test_a_recipe_that_starts_from_another_trains_that_one_first_and_starts_from_its_run(zoo, tmp_path, one_thread,
                                                                                           capsys):
     """srgan-digits states ``starts_from: srresnet-digits`` (the paper's SRGAN starts from SRResNet): the zoo trains

@@ -98,11 +98,14 @@ def test_auto_is_decided_once_and_written_into_the_run(tmp_path, monkeypatch, ca
     with pytest.warns(UserWarning, match="CPU without bf16 instructions"):
         resumed = ganforge.train(resume=run.run_dir, steps=2, progress=False)
     assert resumed.config.train.precision == "bf16" and resumed.steps == 2
-    # A family not measured in bf16 stays fp32 under auto on the same native machine.
+    # A family not measured in bf16 (BEGAN's loss: its fp32 recipes do not learn the toy, so bf16 could not be
+    # compared) stays fp32 under auto on the same native machine.
     monkeypatch.setattr(trainer_module, "native_bf16", lambda device: True)
-    other = ganforge.train("cgan-mnist", steps=1, out=tmp_path / "b", progress=False,
+    other = ganforge.train("began-toy", steps=1, out=tmp_path / "b", progress=False,
                            overrides={"train.batch_size": 8, "train.grid_size": 4})
     assert other.config.train.precision == "fp32"
+    assert "'adversarial with began' is not yet measured" in json.loads((other.run_dir / "run.json").read_text())[
+        "precision_auto"]["why"]
 
 
 def test_auto_pin_is_checked(monkeypatch):
@@ -112,3 +115,20 @@ def test_auto_pin_is_checked(monkeypatch):
         choose_precision(torch.device("cpu"), True, "adversarial", True)
     monkeypatch.setenv("GANFORGE_AUTO_PRECISION", "fp32")
     assert choose_precision(torch.device("cpu"), True, "adversarial", True).precision == "fp32"
+
+
+def test_a_subclass_does_not_inherit_its_parents_bf16_measurement():
+    """ProGAN and StyleGAN subclass the adversarial step but change it (fades, a path-length penalty); RaSGAN shares
+    RSGAN's base: auto takes bf16 for a class only where that class itself was measured (bench/bf16_check.py), and
+    only with an objective measured too."""
+    from ganforge.algorithms.adversarial import Adversarial
+    from ganforge.build import build
+    from ganforge.config import load_config
+    from ganforge.train.precision import declares_bf16, measured_family
+
+    class ChangedStep(Adversarial):
+        pass
+
+    assert declares_bf16(Adversarial) and not declares_bf16(ChangedStep)
+    assert measured_family(build(load_config("hinge-sn-toy", {})).algorithm) == (True, "adversarial with hinge")
+    assert measured_family(build(load_config("began-toy", {})).algorithm) == (False, "adversarial with began")

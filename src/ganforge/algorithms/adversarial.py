@@ -98,7 +98,7 @@ class Adversarial(Algorithm):
     source = "Goodfellow et al. 2014 (alg. 1); seed 000 gan.train and algorithm 5.1.1; seed 001 train()"
     supported_needs = ALL_NEEDS
     supports_accumulation = True
-    auto_bf16 = True     # measured: train/precision.py
+    auto_bf16 = True     # measured: bench/bf16_check.py (train/precision.py)
 
     def __init__(self, nets: Mapping[str, nn.Module], objective: Objective, data: DataInfo, latent_dim: int = 100,
                  latent_dist: LatentDist = "normal", latent_std: float = 1.0, n_critic: int = 1,

@@ -58,6 +58,7 @@ GELoss = Literal["swapped", "negated"]
 @register_algorithm
 class BiGAN(Algorithm):
     name = "bigan"
+    auto_bf16 = True     # measured: bench/bf16_check.py (train/precision.py)
     source = ("seed 002 chapter 3 part 3 (BiGAN); Donahue et al. 2017, Adversarial Feature Learning, section 3; "
               "official code jeffdonahue/bigan")
     roles = {"G": "generator", "E": "encoder", "D": "joint-discriminator"}

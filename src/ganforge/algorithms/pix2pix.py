@@ -59,6 +59,7 @@ def run_generator(G: nn.Module, image: torch.Tensor, seeds: torch.Tensor | None)
 @register_algorithm
 class Pix2Pix(Algorithm):
     name = "pix2pix"
+    auto_bf16 = True     # measured: bench/bf16_check.py (train/precision.py)
     source = ("Isola et al. 2017, Image-to-Image Translation with Conditional Adversarial Networks (arXiv 1611.07004) "
               "sections 3-4 and 6; seed 001's pix2pix section")
     roles = {"G": "generator", "D": "discriminator"}

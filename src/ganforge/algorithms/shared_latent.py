@@ -471,6 +471,7 @@ class UNIT(SharedLatentTranslator):
     ll_cycle_link_w 100); its D loss is gan_w times the two domains' BCE losses (d_weight 10)."""
 
     name = "unit"
+    auto_bf16 = True     # measured: bench/bf16_check.py (train/precision.py)
     source = ("seed 002 chapter 3 part 2 (spec 28.2: shared encoder/decoder layers); Liu, Breuel & Kautz 2017, "
               "Unsupervised Image-to-Image Translation Networks (NIPS), section 3 and the official code "
               "mingyuliutw/UNIT (cocogan_trainer.py, exps/unit/*.yaml)")

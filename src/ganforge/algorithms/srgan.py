@@ -58,6 +58,7 @@ def bicubic_upsample(lowres: torch.Tensor, scale: int, value_range: tuple[float,
 @register_algorithm
 class SRGAN(Algorithm):
     name = "srgan"
+    auto_bf16 = True     # measured: bench/bf16_check.py (train/precision.py)
     source = "Ledig et al. 2017 (SRResNet and SRGAN), section 2.2 and figure 4; seed 001 and seed 002 (SRGAN)"
     needs_keys = ("lowres",)
     samples_from_data = True

@@ -50,6 +50,9 @@ class Objective:
     separable: ClassVar[bool] = True       # d_loss == d_real_loss + d_fake_loss
     g_needs_real: ClassVar[bool] = False   # relativistic losses compare fakes with reals in the G loss too
     energy_based: ClassVar[bool] = False   # scores are auto-encoder reconstruction energies (EBGAN, BEGAN)
+    # Whether ``train.precision: auto`` may take bf16 with this loss (where the algorithm is measured too): only
+    # objectives measured to learn as well in bf16 (bench/bf16_check.py); a class's own declaration, not inherited.
+    auto_bf16: ClassVar[bool] = False
 
     def d_real_loss(self, real_out: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError(f"{type(self).__name__} is not separable into real and fake terms")

@@ -52,6 +52,7 @@ class NonSaturating(_BCE):
     """Non-saturating GAN: G minimises -log D(G(z)) (fakes labelled real in the G step)."""
 
     name = "nonsaturating"
+    auto_bf16 = True     # measured: bench/bf16_check.py (train/precision.py)
     source = "Goodfellow et al. 2014; seed 003 section 1 'Trick 2'; seed 000 eq. 4.1.5"
 
     def g_loss(self, fake_out: torch.Tensor, real_out: torch.Tensor | None = None) -> torch.Tensor:

@@ -145,6 +145,7 @@ class FGAN(Objective):
     """f-GAN losses for the divergence named in ``divergence`` (see the module table)."""
 
     name = "fgan"
+    auto_bf16 = True     # measured (KL): bench/bf16_check.py (train/precision.py)
     source = "Nowozin et al. 2016 (tables 1-2, section 3.2); seed 002 part 1 section 2 (eqs. 1-18, f / f* table)"
 
     divergence: str = "gan"

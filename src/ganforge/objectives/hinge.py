@@ -24,6 +24,7 @@ class Hinge(Objective):
     """Hinge loss: D wants real scores >= 1 and fake scores <= -1; G raises its samples' scores."""
 
     name = "hinge"
+    auto_bf16 = True     # measured: bench/bf16_check.py (train/precision.py)
     source = "seed 002 part 2 section 3.2 (SAGAN loss); Lim & Ye 2017; Miyato et al. 2018; Brock et al. 2019"
 
     def d_real_loss(self, real_out: torch.Tensor) -> torch.Tensor:

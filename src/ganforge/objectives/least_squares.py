@@ -42,6 +42,7 @@ class LSGAN(Objective):
     """Least-squares losses: D regresses real scores to ``b`` and fake scores to ``a``; G pulls fakes to ``c``."""
 
     name = "lsgan"
+    auto_bf16 = True     # measured: bench/bf16_check.py (train/precision.py)
     source = "Mao et al. 2017 eq. 2, 8, 9; seed 000 section 2 (eqs. 5.2.1-5.2.2); seed 003 section 2"
 
     a: float = 0.0   # target for fake samples in the D step

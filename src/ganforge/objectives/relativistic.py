@@ -56,6 +56,7 @@ class RSGAN(_Relativistic):
     """Relativistic standard GAN: real sample i should score higher than fake sample i."""
 
     name = "rsgan"
+    auto_bf16 = True     # measured: bench/bf16_check.py (train/precision.py)
     source = "Jolicoeur-Martineau 2018 (RSGAN), [R]; seed 002 part 3 section 1.2"
 
     @staticmethod

@@ -47,6 +47,7 @@ class WGAN(Objective):
     """
 
     name = "wgan"
+    auto_bf16 = True     # measured: bench/bf16_check.py (train/precision.py)
     source = "Arjovsky et al. 2017; seed 000 section 1 (eqs. 5.1.20-5.1.23, algorithm 5.1.1); seed 003 section 3"
 
     clip_value: float | None = 0.01

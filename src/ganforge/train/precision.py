@@ -9,9 +9,21 @@ So ``auto`` takes bf16 autocast with channels_last on CUDA with bf16 and on a CP
 (``native_bf16``), and fp32 everywhere else. Losses and the gradient penalties stay fp32 under autocast
 (tests/unit/test_precision.py).
 
-Per family: only algorithms whose class sets ``auto_bf16`` (measured to learn as well in bf16) get it; today that is
-the shared adversarial step (the DCGAN family, measured above). The others stay fp32 under auto until measured; ask
-for ``train.precision: bf16`` to try one.
+Per family: auto takes bf16 only where the algorithm's class and its objective's class each declare ``auto_bf16``
+(``measured_family``; never inherited), i.e. were measured to learn as well in bf16 as in fp32 at equal steps by
+``bench/bf16_check.py`` (fp32 seeds 0 and 1 against bf16 + channels_last seed 0; emulated bf16 on a 2-core AMD EPYC,
+the same arithmetic as native; the table is in the README, "Speed and distributed training"). Measured as well:
+- algorithms: the adversarial step (dcgan-mnist-quick 300 steps, FID 188 vs fp32 170 / 246; and the toys below),
+  pix2pix (pix2pix-glyphs 700 steps, L1 0.072 vs 0.073 / 0.067), SRGAN's step (srresnet-digits 800 steps, L1 0.035
+  vs 0.035 / 0.037), UNIT (unit-digits 200 steps, L1 0.285 vs 0.289 / 0.208), BiGAN (bigan-digits 1,500 steps, FID
+  393 vs 406 / 397);
+- objectives: nonsaturating (the DCGAN above); on toy:ring8 with the adversarial step (4,000 steps; modes and
+  high-quality share) wgan (4 modes vs 5 / 2), hinge (8 vs 8 / 8), fgan (KL: 8 vs 8 / 8), rsgan (8 vs 8 / 8), lsgan
+  (1 vs 1 / 1; high-quality 0.46 vs 0.11 / 0.54).
+Every other family (and the wgan-gp, glsgan, began, ebgan objectives) stays fp32 under auto: at the check's 2-12
+emulated CPU-minutes their fp32 runs had not learned anything yet (FID >= 600, content at chance, no toy mode), so
+bf16 had no yardstick -- not a failure of bf16 (StyleGAN's and CoGAN's bf16 runs scored 11 % and 19 % above the worse
+fp32 seed there, where none of the three had started). ``train.precision: bf16`` asks for it in any family.
 
 ``GANFORGE_AUTO_PRECISION=fp32|bf16`` pins what auto picks, whatever the machine (e.g. to compare runs across
 machines; the test suite pins fp32 so that its margins mean the same on every CPU).
@@ -23,6 +35,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -36,6 +49,21 @@ class PrecisionChoice:
     precision: str          # fp32 | bf16
     channels_last: bool
     why: str
+
+
+def declares_bf16(cls: type) -> bool:
+    """Whether the class itself declares ``auto_bf16 = True``. Never inherited: a subclass changes its parent's step
+    or loss (ProGAN's fades, StyleGAN's path-length penalty, RaSGAN's average), so it is measured on its own."""
+    return bool(vars(cls).get("auto_bf16", False))
+
+
+def measured_family(algorithm: Any) -> tuple[bool, str]:
+    """Whether ``algorithm`` and its objective were both measured to learn as well in bf16, and the family's name
+    (``adversarial with wgan-gp``) for the message and run.json."""
+    objective = getattr(algorithm, "objective", None)
+    named = getattr(objective, "name", "")
+    family = f"{algorithm.name} with {named}" if named else algorithm.name
+    return declares_bf16(type(algorithm)) and (objective is None or declares_bf16(type(objective))), family
 
 
 def choose_precision(device: torch.device, family_ok: bool, family: str, native: bool) -> PrecisionChoice:

@@ -83,7 +83,7 @@ from ..report import save_grid, save_panels, save_scatter, write_report
 from . import distributed
 from .checkpoint import latest_checkpoint, read_checkpoint, save_checkpoint
 from .phases import Phase, phase_at
-from .precision import PrecisionChoice, choose_precision
+from .precision import PrecisionChoice, choose_precision, measured_family
 from .ema import EMA
 
 
@@ -403,8 +403,8 @@ class Trainer:
         self.precision_choice: PrecisionChoice | None = None
         if tc.precision == "auto":
             # Decided once, here, and written into the config (config.yaml): a resume repeats it on any machine.
-            self.precision_choice = choose_precision(self.device, built.algorithm.auto_bf16, built.algorithm.name,
-                                                     native_bf16(self.device))
+            measured, family = measured_family(built.algorithm)
+            self.precision_choice = choose_precision(self.device, measured, family, native_bf16(self.device))
             tc.precision = self.precision_choice.precision
             tc.channels_last = tc.channels_last or self.precision_choice.channels_last
             if self.is_main and self.progress != "off":
