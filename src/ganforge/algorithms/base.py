@@ -209,7 +209,7 @@ class Algorithm(nn.Module):
     applies_sample_penalties: ClassVar[bool] = True
     # Whether ``train.precision: auto`` may train this family in bf16 (with channels_last) where the hardware does
     # bf16 natively: only families measured to learn as well in bf16 as in fp32 (bench/bf16_check.py; the figures in
-    # train/precision.py), with an objective measured too. Read by ``train.precision.measured_family``: a class's own
+    # train/precision.py), with an objective and networks measured too. Read by ``train.precision.measured_family``: a class's own
     # declaration, never inherited, because a subclass changes the step (ProGAN's fades, StyleGAN's path-length
     # penalty) and is measured on its own.
     auto_bf16: ClassVar[bool] = False

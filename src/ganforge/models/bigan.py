@@ -81,6 +81,7 @@ def _conv_trunk(channels: int, image_size: int, filters: Sequence[int], norm: Hi
 
 class Encoder(nn.Module):
     """x -> z: a trunk of features and a linear head (twice as wide when ``stochastic``: mean and log-variance)."""
+    auto_bf16 = True     # measured: bench/bf16_check.py (train/precision.py)
 
     def __init__(self, trunk: nn.Module, features: int, latent_dim: int, stochastic: bool, init: InitScheme):
         super().__init__()
@@ -143,6 +144,7 @@ def conv_encoder(latent_dim: int, channels: int = 1, image_size: int = 28, filte
 
 class JointDiscriminator(nn.Module):
     """D(x, z): x features and z features concatenated, then a joint MLP to one raw score per pair."""
+    auto_bf16 = True     # measured: bench/bf16_check.py (train/precision.py)
 
     def __init__(self, x_trunk: nn.Module, x_features: int, latent_dim: int, z_hidden: Sequence[int],
                  joint_hidden: Sequence[int], dropout: float, init: InitScheme):

@@ -55,6 +55,7 @@ def minibatch_layer(features: int, kernels: int, kernel_dim: int) -> MinibatchDi
 
 @register_network("generator", "dcgan-book", BOOK)
 class BookDCGANGenerator(GeneratorBase, VirtualBatchNormHost):
+    auto_bf16 = True     # measured: bench/bf16_check.py (train/precision.py)
     def __init__(self, latent_dim: int, image_size: int = 28, channels: int = 1, cond_dim: int = 0,
                  filters: Sequence[int] = (128, 64, 32), kernel_size: int = 5, out_activation: OutputActivation = "sigmoid",
                  bn_momentum: float = 0.99, bn_eps: float = 1e-3, init: InitScheme = "keras", norm: Norm = "batch",
@@ -96,6 +97,7 @@ class BookDCGANGenerator(GeneratorBase, VirtualBatchNormHost):
 
 @register_network("discriminator", "dcgan-book", BOOK)
 class BookDCGANDiscriminator(nn.Module):
+    auto_bf16 = True     # measured: bench/bf16_check.py (train/precision.py)
     def __init__(self, image_size: int = 28, channels: int = 1, filters: Sequence[int] = (32, 64, 128, 256),
                  kernel_size: int = 5, leaky_slope: float = 0.2, batchnorm: bool = False, init: InitScheme = "keras",
                  minibatch_kernels: int = 0, minibatch_kernel_dim: int = 5):

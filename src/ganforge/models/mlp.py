@@ -50,6 +50,7 @@ def _stack(sizes: Sequence[int], act: Hidden, norm: HiddenNorm = "none") -> list
 
 @register_network("generator", "mlp", SEED003)
 class MLPGenerator(GeneratorBase, VirtualBatchNormHost):
+    auto_bf16 = True     # measured: bench/bf16_check.py (train/precision.py)
     def __init__(self, latent_dim: int, sample_shape: Sequence[int], cond_dim: int = 0, hidden: Sequence[int] = (1024,),
                  activation: Hidden = "relu", out_activation: OutputActivation = "tanh", init: InitScheme = "keras",
                  norm: HiddenNorm = "none", vbn_reference_size: int = 64):
@@ -74,6 +75,7 @@ class MLPGenerator(GeneratorBase, VirtualBatchNormHost):
 
 @register_network("discriminator", "mlp", SEED003)
 class MLPDiscriminator(nn.Module):
+    auto_bf16 = True     # measured: bench/bf16_check.py (train/precision.py)
     def __init__(self, sample_shape: Sequence[int], hidden: Sequence[int] = (256, 128), activation: Hidden = "relu",
                  init: InitScheme = "keras", minibatch_kernels: int = 0, minibatch_kernel_dim: int = 5):
         super().__init__()

@@ -35,6 +35,7 @@ def receptive_field(n_layers: int, kernel_size: int = 4) -> int:
 
 @register_network("discriminator", "patchgan", SOURCE)
 class PatchGANDiscriminator(nn.Module):
+    auto_bf16 = True     # measured: bench/bf16_check.py (train/precision.py)
     def __init__(self, channels: int = 3, image_size: int = 256, filters: int = 64, n_layers: int = 3,
                  norm: Norm2d = "batch", leaky_slope: float = 0.2, init: InitScheme = "dcgan"):
         super().__init__()

@@ -91,6 +91,7 @@ def _pick(branches: nn.ModuleList, domain: int) -> nn.Module:
 @register_network("encoder", "shared-latent", SOURCE)
 class SharedLatentEncoders(nn.Module):
     """N encoders into one latent space: private stems, the last ``share_last`` residual blocks shared."""
+    auto_bf16 = True     # measured: bench/bf16_check.py (train/precision.py)
 
     def __init__(self, domain_channels: tuple[int, ...] = (3, 3), image_size: int = 256, latent_dim: int = 256,
                  n_downsample: int = 2, n_blocks: int = 3, share_last: int = 1, norm: Norm2d = "instance",
@@ -136,6 +137,7 @@ class SharedLatentEncoders(nn.Module):
 @register_network("decoder", "shared-latent", SOURCE)
 class SharedLatentDecoders(nn.Module):
     """N decoders out of one latent space: the first ``share_first`` residual blocks shared, private heads."""
+    auto_bf16 = True     # measured: bench/bf16_check.py (train/precision.py)
 
     value_range = (-1.0, 1.0)
     out_activation = "tanh"
@@ -179,6 +181,7 @@ class SharedLatentDecoders(nn.Module):
 @register_network("discriminator", "patchgan-domains", D_SOURCE)
 class DomainPatchGANs(nn.Module):
     """One PatchGAN per domain (``patchgan.PatchGANDiscriminator``), each taking its own domain's channels."""
+    auto_bf16 = True     # measured: bench/bf16_check.py (train/precision.py)
 
     def __init__(self, domain_channels: tuple[int, ...] = (3, 3), image_size: int = 256, filters: int = 64,
                  n_layers: int = 3, norm: Norm2d = "instance", leaky_slope: float = 0.2, init: InitScheme = "dcgan"):
@@ -204,6 +207,7 @@ class DomainPatchGANs(nn.Module):
 @register_network("latent-classifier", "latent-domain", LAT_SOURCE)
 class LatentDomainClassifier(nn.Module):
     """Latent map -> N domain logits: ``n_layers`` 3x3 convs (LeakyReLU 0.2), a global average, a linear layer."""
+    auto_bf16 = True     # measured: bench/bf16_check.py (train/precision.py)
 
     def __init__(self, domain_channels: tuple[int, ...] = (3, 3), latent_dim: int = 256, filters: int = 256,
                  n_layers: int = 2, leaky_slope: float = 0.2, init: InitScheme = "dcgan"):

@@ -72,6 +72,7 @@ class SubPixelBlock(nn.Module):
 @register_network("generator", "srresnet", SOURCE)
 class SRResNet(GeneratorBase):
     """LR images (N x C x H/scale x W/scale, in the model's range) -> HR images (N x C x H x W)."""
+    auto_bf16 = True     # measured: bench/bf16_check.py (train/precision.py)
 
     latent_dim = 0
 

@@ -82,6 +82,7 @@ class UNetGenerator(GeneratorBase):
     """Images of ``channels`` in, of ``sample_shape`` out (C x S x S, S = ``image_size``; None: ``channels`` out).
     The algorithm sets both from the data (pix2pix: the image's and the target's channels, 1 or 3, which may differ),
     as for the other translators (``resnet-translator``)."""
+    auto_bf16 = True     # measured: bench/bf16_check.py (train/precision.py)
 
     out_activation = "tanh"
 

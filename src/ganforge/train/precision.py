@@ -9,17 +9,22 @@ So ``auto`` takes bf16 autocast with channels_last on CUDA with bf16 and on a CP
 (``native_bf16``), and fp32 everywhere else. Losses and the gradient penalties stay fp32 under autocast
 (tests/unit/test_precision.py).
 
-Per family: auto takes bf16 only where the algorithm's class and its objective's class each declare ``auto_bf16``
-(``measured_family``; never inherited), i.e. were measured to learn as well in bf16 as in fp32 at equal steps by
-``bench/bf16_check.py`` (fp32 seeds 0 and 1 against bf16 + channels_last seed 0; emulated bf16 on a 2-core AMD EPYC,
-the same arithmetic as native; the table is in the README, "Speed and distributed training"). Measured as well:
+Per family: auto takes bf16 only where the algorithm's class, its objective's class and each network's class
+declare ``auto_bf16`` (``measured_family``; never inherited), i.e. were measured to learn as well in bf16 as in fp32
+at equal steps by ``bench/bf16_check.py`` (fp32 seeds 0 and 1 against bf16 + channels_last seed 0; emulated bf16
+on a 2-core AMD EPYC, the same arithmetic as native; the table is in the README, "Speed and distributed training").
+Measured as well:
 - algorithms: the adversarial step (dcgan-mnist-quick 300 steps, FID 188 vs fp32 170 / 246; and the toys below),
-  pix2pix (pix2pix-glyphs 700 steps, L1 0.072 vs 0.073 / 0.067), SRGAN's step (srresnet-digits 800 steps, L1 0.035
-  vs 0.035 / 0.037), UNIT (unit-digits 200 steps, L1 0.285 vs 0.289 / 0.208), BiGAN (bigan-digits 1,500 steps, FID
-  393 vs 406 / 397);
+  pix2pix (pix2pix-glyphs 700 steps, L1 0.072 vs 0.073 / 0.067), SRGAN's step in its SRResNet phase (srresnet-digits
+  800 steps, L1 0.035 vs 0.035 / 0.037; the SRGAN discriminator was not trained there, so the srgan / srresnet
+  recipes, which build it, stay fp32), UNIT (unit-digits 200 steps, L1 0.285 vs 0.289 / 0.208), BiGAN (bigan-digits
+  1,500 steps, FID 393 vs 406 / 397);
 - objectives: nonsaturating (the DCGAN above); on toy:ring8 with the adversarial step (4,000 steps; modes and
   high-quality share) wgan (4 modes vs 5 / 2), hinge (8 vs 8 / 8), fgan (KL: 8 vs 8 / 8), rsgan (8 vs 8 / 8), lsgan
-  (1 vs 1 / 1; high-quality 0.46 vs 0.11 / 0.54).
+  (1 vs 1 / 1; high-quality 0.46 vs 0.11 / 0.54);
+- networks: those of these runs (the book DCGAN's, the MLPs, pix2pix's U-Net and PatchGAN, SRResNet, UNIT's
+  encoders / decoders / discriminators, BiGAN's encoder and joint discriminator). A recipe on the measured step and
+  loss with another architecture (stylegan-colour's StyleGAN generator, sngan-resnet's ResNets) stays fp32.
 Every other family (and the wgan-gp, glsgan, began, ebgan objectives) stays fp32 under auto: at the check's 2-12
 emulated CPU-minutes their fp32 runs had not learned anything yet (FID >= 600, content at chance, no toy mode), so
 bf16 had no yardstick -- not a failure of bf16 (StyleGAN's and CoGAN's bf16 runs scored 11 % and 19 % above the worse
@@ -58,12 +63,18 @@ def declares_bf16(cls: type) -> bool:
 
 
 def measured_family(algorithm: Any) -> tuple[bool, str]:
-    """Whether ``algorithm`` and its objective were both measured to learn as well in bf16, and the family's name
-    (``adversarial with wgan-gp``) for the message and run.json."""
+    """Whether ``algorithm``, its objective and each of its networks were measured to learn as well in bf16, and
+    the family's name for the message and run.json (``adversarial with hinge``; the unmeasured networks named:
+    ``adversarial with nonsaturating, networks StyleGANGenerator, ProGANDiscriminator``)."""
     objective = getattr(algorithm, "objective", None)
     named = getattr(objective, "name", "")
     family = f"{algorithm.name} with {named}" if named else algorithm.name
-    return declares_bf16(type(algorithm)) and (objective is None or declares_bf16(type(objective))), family
+    unmeasured = sorted({type(net).__name__ for net in getattr(algorithm, "nets", {}).values()
+                         if not declares_bf16(type(net))})
+    if unmeasured:
+        family += f", networks {', '.join(unmeasured)}"
+    measured = declares_bf16(type(algorithm)) and (objective is None or declares_bf16(type(objective)))
+    return measured and not unmeasured, family
 
 
 def choose_precision(device: torch.device, family_ok: bool, family: str, native: bool) -> PrecisionChoice:
